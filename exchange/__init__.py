@@ -1,0 +1,4 @@
+"""The exchange domain: pure, deterministic, no I/O, no clock.
+
+Services feed it commands and publish the events it returns.
+"""

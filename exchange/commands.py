@@ -1,0 +1,58 @@
+"""Commands to one market's matching core: small typed records, one per request."""
+
+import msgspec
+
+from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+
+
+class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_only=True):
+    """A new order. Prices in ticks, quantities in lots, rates in 1e-8 units.
+
+    ``price`` is the limit price (LIMIT, STOP_LIMIT, TAKE_PROFIT_LIMIT only); ``stop_price`` the
+    trigger price of STOP_* and TAKE_PROFIT_*; ``activation_price`` (optional) and
+    ``callback_rate`` belong to TRAILING_STOP_MARKET. ``tif`` is ignored by market types.
+    """
+
+    order_id: int
+    account: int
+    side: Side
+    qty: int
+    type: OrderType = OrderType.LIMIT
+    price: int | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    stop_price: int | None = None
+    activation_price: int | None = None
+    callback_rate: int | None = None
+    trigger: TriggerBy = TriggerBy.LAST
+    reduce_only: bool = False
+    stp: StpMode = StpMode.EXPIRE_TAKER
+
+
+class CancelOrder(msgspec.Struct, tag="cancel", tag_field="cmd", frozen=True, kw_only=True):
+    order_id: int
+    account: int
+
+
+class AmendOrder(msgspec.Struct, tag="amend", tag_field="cmd", frozen=True, kw_only=True):
+    """Change a resting limit order. ``qty`` is the new *open* quantity (0 cancels);
+    ``None`` keeps the current price or quantity."""
+
+    order_id: int
+    account: int
+    price: int | None = None
+    qty: int | None = None
+
+
+class CancelAll(msgspec.Struct, tag="cancel_all", tag_field="cmd", frozen=True, kw_only=True):
+    """Cancel every resting and conditional order of one account in this market."""
+
+    account: int
+
+
+class SetMarkPrice(msgspec.Struct, tag="mark", tag_field="cmd", frozen=True, kw_only=True):
+    """A new mark price from the oracle: moves the price band and mark-triggered orders."""
+
+    price: int
+
+
+MatchingCommand = PlaceOrder | CancelOrder | AmendOrder | CancelAll | SetMarkPrice

@@ -1,0 +1,67 @@
+"""Conversion between decimal strings (the edges) and integer units (everything inside).
+
+Prices are integers in ticks, quantities in lots, money in minor units of the settlement asset,
+and rates in units of 1e-8 (``RATE_ONE`` is 100 %). Decimal strings exist only where data
+enters or leaves the system; a value that is not on its grid is an error, never rounded.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+RATE_ONE = 100_000_000
+"""A rate of 1.0 (100 %) in rate units; 0.01 % is 10_000."""
+
+MAX_UNITS = 2**63 - 1
+"""Largest integer any price, quantity or amount may take (fits a signed 64-bit field)."""
+
+
+class UnitError(ValueError):
+    """A decimal string that cannot become an integer number of units."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def to_units(text: str, step: Decimal, what: str = "value") -> int:
+    """Return ``text`` as an exact positive integer multiple of ``step``.
+
+    Rejects (``UnitError.reason``): ``not_a_number`` (garbage, NaN, infinity), ``not_positive``
+    (zero or negative), ``off_grid`` (not a multiple of ``step``), ``too_large`` (over 2**63-1).
+    """
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        raise UnitError("not_a_number", f"{what} {text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise UnitError("not_a_number", f"{what} {text!r} is not a finite number")
+    if value <= 0:
+        raise UnitError("not_positive", f"{what} {text!r} must be positive")
+    if value.adjusted() > 30:
+        raise UnitError("too_large", f"{what} {text!r} is too large")
+    units, remainder = divmod(value, step)
+    if remainder != 0:
+        raise UnitError("off_grid", f"{what} {text!r} is not a multiple of {step}")
+    if units > MAX_UNITS:
+        raise UnitError("too_large", f"{what} {text!r} is too large")
+    return int(units)
+
+
+def from_units(units: int, step: Decimal) -> str:
+    """Return ``units`` × ``step`` as a plain decimal string with the step's number of places."""
+    exponent = step.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return f"{Decimal(units) * step:.{places}f}"
+
+
+def rate_from_str(text: str) -> int:
+    """Parse a rate written as a fraction (``"0.0002"`` is 0.02 %) into rate units, exactly."""
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        raise UnitError("not_a_number", f"rate {text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise UnitError("not_a_number", f"rate {text!r} is not a finite number")
+    scaled = value * RATE_ONE
+    if scaled != scaled.to_integral_value():
+        raise UnitError("off_grid", f"rate {text!r} has more than 8 decimal places")
+    return int(scaled)
