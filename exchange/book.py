@@ -85,7 +85,7 @@ class BookSide:
         del level.orders[order.order_id]
         level.total -= order.open
         if not level.orders:
-            self._drop(price)
+            self.drop(price)
 
     def reduce(self, order: Order, qty: int) -> None:
         """Lower a resting order's open quantity in place, keeping its time priority."""
@@ -95,7 +95,8 @@ class BookSide:
         order.open -= qty
         level.total -= qty
 
-    def _drop(self, price: int) -> None:
+    def drop(self, price: int) -> None:
+        """Forget an emptied level."""
         del self.levels[price]
         prices = self.prices
         prices.remove(price)

@@ -104,107 +104,133 @@ class MatchingEngine:
 
     def process(self, cmd: MatchingCommand) -> list[MatchingEvent]:
         """Apply one command and return its events, in the order they happened."""
+        if type(cmd) is PlaceOrder:
+            if cmd.type is LIMIT and (cmd.tif is GTC or cmd.tif is GTX) and not cmd.reduce_only:
+                fast = self._place_passive(cmd)
+                if fast is not None:
+                    return fast
+        elif type(cmd) is CancelOrder:
+            fast = self._cancel_plain(cmd)
+            if fast is not None:
+                return fast
         events: list[MatchingEvent] = []
         self._events = events
         self._handlers[type(cmd)](cmd)
         if self._trigger_due and self._conditional:
             self._run_triggers()
-        bids = self.bids
-        asks = self.asks
-        if bids.touched or asks.touched:
-            bid_levels = bids.take_delta() if bids.touched else ()
-            ask_levels = asks.take_delta() if asks.touched else ()
+        bid_touched = self.bids.touched
+        ask_touched = self.asks.touched
+        if bid_touched or ask_touched:
+            bid_levels = self.bids.take_delta() if bid_touched else ()
+            ask_levels = self.asks.take_delta() if ask_touched else ()
             if bid_levels or ask_levels:
                 self.update_id += 1
                 events.append(BookDelta(self.update_id, bid_levels, ask_levels))
         return events
 
+    def _place_passive(self, cmd: PlaceOrder) -> list[MatchingEvent] | None:
+        """The commonest command, a valid GTC or GTX limit order that does not cross, in one step.
+
+        Returns None for anything else (an invalid or crossing order), which then takes the
+        general path. Nothing else can happen in such a command: no trade, no trigger, and
+        exactly one level changes, so its delta is built directly.
+        """
+        spec = self.spec
+        order_id = cmd.order_id
+        qty = cmd.qty
+        price = cmd.price
+        if (
+            price is None
+            or order_id in self._live
+            or not spec.min_qty <= qty <= spec.max_qty
+            or not 0 < price <= spec.max_price
+            or cmd.stop_price is not None
+            or cmd.activation_price is not None
+            or cmd.callback_rate is not None
+            or (spec.min_notional and price * qty * self._multiplier < spec.min_notional)
+            or (self.mark is not None and not self._in_band(price))
+        ):
+            return None
+        is_buy = cmd.side is BUY
+        if is_buy:
+            best = self.asks.best
+            if best is not None and best <= price:
+                return None
+            book = self.bids
+        else:
+            best = self.bids.best
+            if best is not None and best >= price:
+                return None
+            book = self.asks
+        self._seq += 1
+        order = Order(order_id, cmd.account, cmd.side, is_buy, price, qty, False, self._seq, cmd)
+        self._live[order_id] = order
+        level = book.levels.get(price)
+        if level is None:
+            book.add(order)
+            book.touched.clear()
+            total = qty
+        else:
+            level.orders[order_id] = order
+            total = level.total = level.total + qty
+        self.update_id += 1
+        changed = ((price, total),)
+        if is_buy:
+            return [Accepted(order_id, cmd.account), BookDelta(self.update_id, changed, ())]
+        return [Accepted(order_id, cmd.account), BookDelta(self.update_id, (), changed)]
+
+    def _cancel_plain(self, cmd: CancelOrder) -> list[MatchingEvent] | None:
+        """Cancel a resting order without reduce-only upkeep in one step (None: not that case)."""
+        order_id = cmd.order_id
+        order = self._live.get(order_id)
+        if (
+            order is None
+            or order.account != cmd.account
+            or order.reduce_only
+            or order_id in self._conditional
+        ):
+            return None
+        del self._live[order_id]
+        book = self.bids if order.is_buy else self.asks
+        price = order.price
+        level = book.levels[price]
+        del level.orders[order_id]
+        total = level.total = level.total - order.open
+        if not level.orders:
+            book.drop(price)
+        self.update_id += 1
+        changed = ((price, total),)
+        cancelled = Cancelled(order_id, order.account, order.open, CancelReason.USER)
+        if order.is_buy:
+            return [cancelled, BookDelta(self.update_id, changed, ())]
+        return [cancelled, BookDelta(self.update_id, (), changed)]
+
     def _reject(self, order_id: int, account: int, reason: RejectReason, message: str) -> None:
         self._events.append(Rejected(order_id, account, reason, message))
 
     def _place(self, cmd: PlaceOrder) -> None:
-        order_id = cmd.order_id
-        account = cmd.account
-        spec = self.spec
-        if order_id in self._live:
-            return self._reject(
-                order_id, account, RejectReason.DUPLICATE_ORDER_ID, "order id is live"
-            )
-        qty = cmd.qty
-        if not spec.min_qty <= qty <= spec.max_qty:  # min_qty >= 1, so this catches qty <= 0
-            return self._reject_qty(order_id, account, qty)
+        problem = self._place_problem(cmd)
+        if problem is not None:
+            self._events.append(Rejected(cmd.order_id, cmd.account, problem[0], problem[1]))
+            return
         kind = cmd.type
-        price = cmd.price
-        if kind is LIMIT:
-            if (
-                price is None
-                or cmd.stop_price is not None
-                or cmd.activation_price is not None
-                or cmd.callback_rate is not None
-            ):
-                return self._reject(
-                    order_id, account, RejectReason.INVALID_ORDER, _shape_error(cmd)
-                )
-        elif (problem := _shape_problem(cmd, spec)) is not None:
-            return self._reject(order_id, account, RejectReason.INVALID_ORDER, problem)
-        max_price = spec.max_price
-        for value in (price, cmd.stop_price, cmd.activation_price):
-            if value is not None and not 0 < value <= max_price:
-                return self._reject(
-                    order_id, account, RejectReason.INVALID_PRICE, f"price {value} out of range"
-                )
+        order_id = cmd.order_id
         is_buy = cmd.side is BUY
-        if price is not None:
-            if spec.min_notional and price * qty * self._multiplier < spec.min_notional:
-                return self._reject(
-                    order_id, account, RejectReason.MIN_NOTIONAL, "notional below minimum"
-                )
-            if self.mark is not None and not self._in_band(price):
-                return self._reject(
-                    order_id, account, RejectReason.PRICE_OUT_OF_BAND, "price outside the band"
-                )
-        if (
-            cmd.reduce_only
-            and (kind is LIMIT or kind is MARKET)
-            and not _reducing_capacity(self._positions.get(account, 0), is_buy)
-        ):
-            return self._reject(
-                order_id,
-                account,
-                RejectReason.REDUCE_ONLY_REJECTED,
-                "reduce-only order would not reduce the position",
-            )
-        if (
-            kind is LIMIT and cmd.tif is GTX and (self.asks if is_buy else self.bids).crosses(price)  # type: ignore[arg-type]
-        ):
-            return self._reject(
-                order_id, account, RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take"
-            )
-        if kind in STOPS or kind in TAKE_PROFITS:
-            now = self.last if cmd.trigger is LAST_PRICE else self.mark
-            if now is not None and _condition_holds(kind, is_buy, cmd.stop_price, now):  # type: ignore[arg-type]
-                return self._reject(
-                    order_id,
-                    account,
-                    RejectReason.WOULD_IMMEDIATELY_TRIGGER,
-                    "order would immediately trigger",
-                )
-
+        price = cmd.price or 0
         self._seq += 1
         order = Order(
-            order_id, account, cmd.side, is_buy, price or 0, qty, cmd.reduce_only, self._seq, cmd
+            order_id, cmd.account, cmd.side, is_buy, price, cmd.qty, cmd.reduce_only, self._seq, cmd
         )
         self._live[order_id] = order
-        self._events.append(Accepted(order_id, account))
+        self._events.append(Accepted(order_id, cmd.account))
         if kind is LIMIT:
-            opposite = self.asks if is_buy else self.bids
-            best = opposite.best
+            best = (self.asks if is_buy else self.bids).best
             if (
-                best is not None and (best <= price if is_buy else best >= price)  # type: ignore[operator]
-            ) or cmd.tif is not GTC:
+                cmd.reduce_only
+                or cmd.tif is not GTC
+                or (best is not None and (best <= price if is_buy else best >= price))
+            ):
                 self._execute(order)
-            elif cmd.reduce_only:
-                self._rest(order)
             else:  # the most common command of all: a passive limit order joins the book
                 (self.bids if is_buy else self.asks).add(order)
         elif kind is MARKET:
@@ -216,14 +242,61 @@ class MatchingEngine:
             self._conditional[order_id] = order
             self._trigger_due = True
 
-    def _reject_qty(self, order_id: int, account: int, qty: int) -> None:
-        if qty <= 0:
-            reason = RejectReason.INVALID_QTY
-        elif qty < self.spec.min_qty:
-            reason = RejectReason.QTY_BELOW_MIN
+    def _place_problem(self, cmd: PlaceOrder) -> tuple[RejectReason, str] | None:
+        """The first check of docs/matching.md (PlaceOrder) that ``cmd`` fails, or None."""
+        spec = self.spec
+        if cmd.order_id in self._live:
+            return RejectReason.DUPLICATE_ORDER_ID, "order id is live"
+        qty = cmd.qty
+        if not spec.min_qty <= qty <= spec.max_qty:  # min_qty >= 1, so this catches qty <= 0
+            return self._qty_problem(qty)
+        kind = cmd.type
+        price = cmd.price
+        if kind is LIMIT:  # the common case, checked without the general shape rules
+            if (
+                price is None
+                or cmd.stop_price is not None
+                or cmd.activation_price is not None
+                or cmd.callback_rate is not None
+            ):
+                return RejectReason.INVALID_ORDER, _shape_error(cmd)
+            if not 0 < price <= spec.max_price:
+                return RejectReason.INVALID_PRICE, f"price {price} out of range"
         else:
-            reason = RejectReason.QTY_ABOVE_MAX
-        self._reject(order_id, account, reason, f"quantity {qty} not allowed")
+            problem = _shape_problem(cmd, spec)
+            if problem is not None:
+                return RejectReason.INVALID_ORDER, problem
+            for value in (price, cmd.stop_price, cmd.activation_price):
+                if value is not None and not 0 < value <= spec.max_price:
+                    return RejectReason.INVALID_PRICE, f"price {value} out of range"
+        if price is not None:
+            if spec.min_notional and price * qty * self._multiplier < spec.min_notional:
+                return RejectReason.MIN_NOTIONAL, "notional below minimum"
+            if self.mark is not None and not self._in_band(price):
+                return RejectReason.PRICE_OUT_OF_BAND, "price outside the band"
+        is_buy = cmd.side is BUY
+        if (
+            cmd.reduce_only
+            and (kind is LIMIT or kind is MARKET)
+            and not _reducing_capacity(self._positions.get(cmd.account, 0), is_buy)
+        ):
+            return RejectReason.REDUCE_ONLY_REJECTED, "reduce-only order would not reduce"
+        if kind is LIMIT:
+            if cmd.tif is GTX and (self.asks if is_buy else self.bids).crosses(price):  # type: ignore[arg-type]
+                return RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take"
+            return None
+        if kind in STOPS or kind in TAKE_PROFITS:
+            now = self.last if cmd.trigger is LAST_PRICE else self.mark
+            if now is not None and _condition_holds(kind, is_buy, cmd.stop_price, now):  # type: ignore[arg-type]
+                return RejectReason.WOULD_IMMEDIATELY_TRIGGER, "order would immediately trigger"
+        return None
+
+    def _qty_problem(self, qty: int) -> tuple[RejectReason, str]:
+        if qty <= 0:
+            return RejectReason.INVALID_QTY, f"quantity {qty} must be positive"
+        if qty < self.spec.min_qty:
+            return RejectReason.QTY_BELOW_MIN, f"quantity {qty} below the minimum"
+        return RejectReason.QTY_ABOVE_MAX, f"quantity {qty} above the maximum"
 
     def _in_band(self, price: int) -> bool:
         """Binance PERCENT_PRICE: the limit price must be within the band around the mark."""
@@ -245,6 +318,7 @@ class MatchingEngine:
             )
         self._withdraw(order)
         self._events.append(Cancelled(order.order_id, order.account, order.open, CancelReason.USER))
+        return None
 
     def _cancel_all(self, cmd: CancelAll) -> None:
         account = cmd.account
@@ -333,10 +407,13 @@ class MatchingEngine:
     def _unrest(self, order: Order) -> None:
         (self.bids if order.is_buy else self.asks).remove(order)
         if order.reduce_only:
-            mine = self._ro_resting[order.account]
-            del mine[order.order_id]
-            if not mine:
-                del self._ro_resting[order.account]
+            self._forget_reduce_only(order)
+
+    def _forget_reduce_only(self, order: Order) -> None:
+        mine = self._ro_resting[order.account]
+        del mine[order.order_id]
+        if not mine:
+            del self._ro_resting[order.account]
 
     def _expire(self, order: Order, qty: int, reason: ExpireReason) -> None:
         """Finish an order that is not on the book (a taker) with an Expired event."""
@@ -392,14 +469,8 @@ class MatchingEngine:
         """Walk the opposite side; leave the taker's rest in ``taker.open``.
 
         Returns True when the walk itself finished the taker (STP or reduce-only expiry).
+        The loop is written flat on purpose: it runs once per fill.
         """
-        trades_before = self._trade_id
-        finished = self._walk(taker, opposite, bound)
-        if self._trade_id != trades_before:
-            self._trigger_due = True
-        return finished
-
-    def _walk(self, taker: Order, opposite: BookSide, bound: int | None) -> bool:
         events = self._events
         live = self._live
         positions = self._positions
@@ -420,64 +491,73 @@ class MatchingEngine:
             ):
                 break
             level = levels[price]
-            maker = next(iter(level.orders.values()))
-            maker_account = maker.account
-            if maker_account == account and stp is not STP_NONE:
-                if stp is EXPIRE_TAKER:
+            orders = level.orders
+            if price not in touched:
+                touched[price] = level.total
+            while remaining and orders:
+                maker = next(iter(orders.values()))
+                maker_account = maker.account
+                if maker_account == account and stp is not STP_NONE:
+                    if stp is EXPIRE_TAKER:
+                        self._expire(taker, remaining, ExpireReason.STP)
+                        return True
+                    self._unrest(maker)
+                    del live[maker.order_id]
+                    events.append(
+                        Expired(maker.order_id, maker_account, maker.open, ExpireReason.STP)
+                    )
+                    if stp is EXPIRE_MAKER:
+                        continue
                     self._expire(taker, remaining, ExpireReason.STP)
                     return True
-                self._unrest(maker)
-                del live[maker.order_id]
-                events.append(Expired(maker.order_id, maker_account, maker.open, ExpireReason.STP))
-                if stp is EXPIRE_MAKER:
-                    continue
-                self._expire(taker, remaining, ExpireReason.STP)
-                return True
-            qty = remaining if remaining < maker.open else maker.open
-            if taker.reduce_only:
-                cap = _reducing_capacity(positions.get(account, 0), is_buy)
-                if not cap:
-                    self._expire(taker, remaining, ExpireReason.REDUCE_ONLY)
-                    return True
-                if qty > cap:
-                    qty = cap
-            if maker.reduce_only:
-                cap = _reducing_capacity(positions.get(maker_account, 0), not is_buy)
-                if qty > cap:
-                    qty = cap
-            notional = price * qty * multiplier
-            self._trade_id += 1
-            events.append(
-                Trade(
-                    self._trade_id,
-                    price,
-                    qty,
-                    side,
-                    taker.order_id,
-                    account,
-                    maker.order_id,
-                    maker_account,
-                    -(-notional * taker_fee_rate // RATE_ONE) if taker_fee_rate else 0,
-                    -(-notional * maker_fee_rate // RATE_ONE) if maker_fee_rate else 0,
+                qty = remaining if remaining < maker.open else maker.open
+                if taker.reduce_only:
+                    cap = _reducing_capacity(positions.get(account, 0), is_buy)
+                    if not cap:
+                        self._expire(taker, remaining, ExpireReason.REDUCE_ONLY)
+                        return True
+                    if qty > cap:
+                        qty = cap
+                if maker.reduce_only:
+                    cap = _reducing_capacity(positions.get(maker_account, 0), not is_buy)
+                    if qty > cap:
+                        qty = cap
+                notional = price * qty * multiplier
+                self._trade_id += 1
+                events.append(
+                    Trade(
+                        self._trade_id,
+                        price,
+                        qty,
+                        side,
+                        taker.order_id,
+                        account,
+                        maker.order_id,
+                        maker_account,
+                        -(-notional * taker_fee_rate // RATE_ONE) if taker_fee_rate else 0,
+                        -(-notional * maker_fee_rate // RATE_ONE) if maker_fee_rate else 0,
+                    )
                 )
-            )
-            remaining -= qty
-            if qty == maker.open:
-                self._unrest(maker)
-                del live[maker.order_id]
-            else:
-                if price not in touched:
-                    touched[price] = level.total
-                maker.open -= qty
+                remaining -= qty
                 level.total -= qty
-            signed = qty if is_buy else -qty
-            positions[account] = positions.get(account, 0) + signed
-            positions[maker_account] = positions.get(maker_account, 0) - signed
-            self.last = price
-            if self._ro_resting:
-                self._ro_upkeep(account)
-                if maker_account != account:
-                    self._ro_upkeep(maker_account)
+                if qty == maker.open:
+                    del live[maker.order_id]
+                    del orders[maker.order_id]
+                    if maker.reduce_only:
+                        self._forget_reduce_only(maker)
+                else:
+                    maker.open -= qty
+                signed = qty if is_buy else -qty
+                positions[account] = positions.get(account, 0) + signed
+                positions[maker_account] = positions.get(maker_account, 0) - signed
+                self.last = price
+                self._trigger_due = True
+                if self._ro_resting:
+                    self._ro_upkeep(account)
+                    if maker_account != account:
+                        self._ro_upkeep(maker_account)
+            if not orders and levels.get(price) is level:  # upkeep may have dropped it already
+                opposite.drop(price)
         taker.open = remaining
         return False
 
