@@ -400,9 +400,13 @@ class MatchingEngine:
     # ------------------------------------------------------------- execution
 
     def _rest(self, order: Order) -> None:
-        (self.bids if order.is_buy else self.asks).add(order)
+        """Put the rest of a limit order on the book; a reduce-only one only while it reduces."""
         if order.reduce_only:
+            if not _reducing_capacity(self._positions.get(order.account, 0), order.is_buy):
+                return self._expire(order, order.open, ExpireReason.REDUCE_ONLY)
             self._ro_resting.setdefault(order.account, {})[order.order_id] = order
+        (self.bids if order.is_buy else self.asks).add(order)
+        return None
 
     def _unrest(self, order: Order) -> None:
         (self.bids if order.is_buy else self.asks).remove(order)
