@@ -1,0 +1,1 @@
+"""Processes around the exchange domain: the command line now, the Kafka services later."""

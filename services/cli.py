@@ -1,0 +1,87 @@
+"""The ``exchange`` command: one entry point, one subcommand per job.
+
+Results go to stdout as one JSON object, so that they can be piped into ``jq``; log lines go to
+stderr through structlog, so that they never corrupt that JSON.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+import load
+from load.generate_orders import DEFAULT_LOT_SIZE, DEFAULT_TICK_SIZE
+from load.orderstream import KEPT_ERRORS, OrderStreamError
+from load.replay_orders import Replay, replay_file, replay_spec
+
+SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
+"""A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
+
+log = structlog.get_logger()
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # Looked up per logger, not once: tests and tools swap sys.stderr.
+    return structlog.PrintLogger(sys.stderr)
+
+
+def configure_logging() -> None:
+    structlog.configure(logger_factory=_stderr_logger)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = _parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exchange", description="Paper-trading exchange")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    replay = commands.add_parser(
+        "replay-orders",
+        help="match an order-stream file in process and report throughput and latency",
+        description="Replay an order-stream file (docs/order-stream.md) through one market.",
+    )
+    replay.add_argument("file", help="order-stream CSV, optionally .gz")
+    replay.add_argument("--tick-size", required=True, help="price step, e.g. 0.1")
+    replay.add_argument("--lot-size", required=True, help="quantity step, e.g. 0.001")
+    replay.add_argument("--trades", metavar="OUT.jsonl", help="write every trade to this file")
+    replay.set_defaults(handler=_replay_orders)
+
+    run = commands.add_parser("run", help="replay the bundled sample order stream")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _replay_orders(args: argparse.Namespace) -> int:
+    return _replay(args.file, args.tick_size, args.lot_size, args.trades)
+
+
+def _run(_args: argparse.Namespace) -> int:
+    return _replay(str(SAMPLE_STREAM), DEFAULT_TICK_SIZE, DEFAULT_LOT_SIZE, None)
+
+
+def _replay(file: str, tick_size: str, lot_size: str, trades: str | None) -> int:
+    try:
+        spec = replay_spec(tick_size, lot_size)
+        outcome = replay_file(file, spec, trades)
+    except (OSError, EOFError, OrderStreamError, ValueError) as error:
+        log.error("replay_failed", file=file, error=str(error))
+        return 1
+    _log_malformed(outcome)
+    print(json.dumps(outcome.summary, indent=2))
+    return 0
+
+
+def _log_malformed(outcome: Replay) -> None:
+    stream = outcome.stream
+    for error in stream.errors:
+        log.warning("malformed_row", line=error.line, reason=error.reason, detail=error.detail)
+    if stream.malformed_rows > KEPT_ERRORS:
+        log.warning("more_malformed_rows", not_shown=stream.malformed_rows - KEPT_ERRORS)
