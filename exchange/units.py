@@ -5,13 +5,17 @@ and rates in units of 1e-8 (``RATE_ONE`` is 100 %). Decimal strings exist only w
 enters or leaves the system; a value that is not on its grid is an error, never rounded.
 """
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 
 RATE_ONE = 100_000_000
 """A rate of 1.0 (100 %) in rate units; 0.01 % is 10_000."""
 
 MAX_UNITS = 2**63 - 1
 """Largest integer any price, quantity or amount may take (fits a signed 64-bit field)."""
+
+
+_EXACT = Context(prec=80)
+"""Enough digits for any value ``to_units`` accepts (at most 31 integer digits) over any step."""
 
 
 class UnitError(ValueError):
@@ -38,7 +42,8 @@ def to_units(text: str, step: Decimal, what: str = "value") -> int:
         raise UnitError("not_positive", f"{what} {text!r} must be positive")
     if value.adjusted() > 30:
         raise UnitError("too_large", f"{what} {text!r} is too large")
-    units, remainder = divmod(value, step)
+    with localcontext(_EXACT):  # the default 28 digits cannot hold 1e30 / 0.001 exactly
+        units, remainder = divmod(value, step)
     if remainder != 0:
         raise UnitError("off_grid", f"{what} {text!r} is not a multiple of {step}")
     if units > MAX_UNITS:
