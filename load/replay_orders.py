@@ -100,7 +100,12 @@ def replay(stream: OrderStream, spec: MarketSpec, *, keep_trades: bool = False) 
                 t0 = clock()
                 out = process(commands[i])
                 latencies[i] = clock() - t0
-                events += len(out)
+                count = len(out)
+                events += count
+                if count <= 2:  # a rest or a cancel with its delta, or a lone rejection
+                    if count == 1 and type(out[0]) is Rejected:
+                        rejected[out[0].reason] += 1
+                    continue
                 for event in out:
                     if type(event) is Trade:
                         trades += 1
@@ -115,8 +120,6 @@ def replay(stream: OrderStream, spec: MarketSpec, *, keep_trades: bool = False) 
                                     event.qty,
                                 )
                             )
-                    elif type(event) is Rejected:
-                        rejected[event.reason] += 1
             bar.update(chunk_end - chunk_start)
         result.wall_ns = clock() - start
     result.events, result.trades, result.traded_qty = events, trades, traded_qty
