@@ -6,7 +6,8 @@ the fast engine) must do. Market: multiplier 1 (tick 0.1 × lot 0.001 at 4 settl
 maker fee 0.2 %, taker fee 0.5 %, no band, no protection, unless a test says otherwise.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -35,6 +36,7 @@ from exchange.events import (
     Triggered,
 )
 from exchange.market import MarketSpec
+from exchange.matching import MatchingEngine
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 from exchange.reference import ReferenceEngine
 
@@ -47,6 +49,19 @@ SPEC = MarketSpec(
     taker_fee=500_000,
 )
 BUY, SELL = Side.BUY, Side.SELL
+
+
+AnyEngine = MatchingEngine | ReferenceEngine
+Engine: type[AnyEngine] = ReferenceEngine
+"""The engine class under test; the fixture below runs every scenario on both."""
+
+
+@pytest.fixture(autouse=True, params=[ReferenceEngine, MatchingEngine], ids=["reference", "fast"])
+def engine_class(request: pytest.FixtureRequest) -> Iterator[None]:
+    global Engine
+    Engine = request.param
+    yield
+    Engine = ReferenceEngine
 
 
 def buy(order_id: int, account: int, qty: int, price: int | None = None, **kw: Any) -> PlaceOrder:
@@ -88,16 +103,16 @@ def rejected(order_id: int, account: int, reason: RejectReason) -> Rejected:
     return Rejected(order_id, account, reason, "")
 
 
-def events(engine: ReferenceEngine, cmd: MatchingCommand) -> list[MatchingEvent]:
+def events(engine: AnyEngine, cmd: MatchingCommand) -> list[MatchingEvent]:
     return [
         msgspec.structs.replace(e, message="") if isinstance(e, Rejected) else e
         for e in engine.process(cmd)
     ]
 
 
-def engine_after(setup: Sequence[MatchingCommand], spec: MarketSpec = SPEC) -> ReferenceEngine:
+def engine_after(setup: Sequence[MatchingCommand], spec: MarketSpec = SPEC) -> AnyEngine:
     """A fresh engine that has processed ``setup``, none of which may be rejected."""
-    engine = ReferenceEngine(spec)
+    engine = Engine(spec)
     for cmd in setup:
         for event in engine.process(cmd):
             assert not isinstance(event, Rejected), f"setup step rejected: {cmd} -> {event}"
@@ -122,7 +137,7 @@ def trade(
 
 
 def test_cross_with_partial_fill() -> None:
-    engine = ReferenceEngine(SPEC)
+    engine = Engine(SPEC)
     assert events(engine, sell(1, 1, 5, 100)) == [Accepted(1, 1), BookDelta(1, (), ((100, 5),))]
     # 3 lots at 100 = 300 minor units: taker ceil(1.5) = 2, maker ceil(0.6) = 1.
     assert events(engine, buy(2, 2, 3, 101)) == [
@@ -467,7 +482,7 @@ def test_cancel_all_in_placement_order() -> None:
 
 
 def test_market_order_into_an_empty_book() -> None:
-    engine = ReferenceEngine(SPEC)
+    engine = Engine(SPEC)
     assert events(engine, market(1, 1, BUY, 3)) == [
         Accepted(1, 1),
         Expired(1, 1, 3, ExpireReason.NO_LIQUIDITY),
@@ -532,5 +547,20 @@ def test_placement_checks_come_in_order() -> None:
 
 
 def test_invalid_mark_is_rejected() -> None:
-    engine = ReferenceEngine(SPEC)
+    engine = Engine(SPEC)
     assert events(engine, SetMarkPrice(price=0)) == [rejected(0, 0, RejectReason.INVALID_PRICE)]
+
+
+def test_depth_and_impact_prices_by_hand() -> None:
+    """Impact prices take the last level fractionally (Binance's premium-index definition)."""
+    engine = engine_after([sell(1, 1, 2, 100), sell(2, 1, 3, 102), buy(3, 2, 4, 98)])
+    assert engine.depth(5) == ([(98, 4)], [(100, 2), (102, 3)])
+    assert engine.depth(1) == ([(98, 4)], [(100, 2)])
+    multiplier = SPEC.multiplier
+    # 2 lots at 100 ticks is 200 tick·lots; 302 tick·lots more takes 302/102 lots at 102.
+    notional = 502 * multiplier
+    expected = Fraction(502, 2 + Fraction(302, 102))
+    assert engine.impact_price(Side.BUY, notional) == expected
+    assert engine.impact_price(Side.SELL, 98 * 4 * multiplier) == 98
+    assert engine.impact_price(Side.SELL, 98 * 4 * multiplier + 1) is None
+    assert Engine(SPEC).impact_price(Side.BUY, multiplier) is None
