@@ -8,8 +8,6 @@ against real positions), prices in a narrow band (orders cross often), ids that 
 cancels/amends that mostly target recent orders, and a steady trickle of invalid values.
 """
 
-import importlib
-import importlib.util
 import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -76,16 +74,6 @@ def make_spec(variant: str = "banded") -> MarketSpec:
     return SPECS[variant].validate()
 
 
-def fast_engine_class() -> type[Any]:
-    """``exchange.matching.MatchingEngine``, or ``ReferenceEngine`` while the fast engine does
-    not exist yet (so the harness itself can be tested). An import error *inside* an existing
-    module is not hidden."""
-    if importlib.util.find_spec("exchange.matching") is None:
-        return ReferenceEngine
-    engine: type[Any] = importlib.import_module("exchange.matching").MatchingEngine
-    return engine
-
-
 _PLACE_KINDS: list[tuple[OrderType, int]] = [
     (OrderType.LIMIT, 30),
     (OrderType.MARKET, 6),
@@ -107,6 +95,11 @@ _RECENT = 8
 """How many recent placements are remembered for reusing ids and aiming at finished orders."""
 
 
+def _no_draw(low: int, high: int) -> int:
+    """Stands in for ``draw`` between commands, so that a stray draw fails loudly."""
+    raise RuntimeError("CommandGenerator draws only inside next()")
+
+
 class CommandGenerator:
     """Produces one command at a time.
 
@@ -118,14 +111,13 @@ class CommandGenerator:
     def __init__(
         self,
         spec: MarketSpec,
-        draw: Draw,
         *,
         accounts: int = 4,
         low: int = 95,
         high: int = 105,
     ) -> None:
         self._spec = spec
-        self._draw = draw
+        self._draw: Draw = _no_draw
         self._accounts = accounts
         self._low = low
         self._high = high
@@ -134,8 +126,13 @@ class CommandGenerator:
         """(order id, account) of recent placements, newest last (most of them are dead)."""
         self._scout = ReferenceEngine(spec)
 
-    def next(self) -> MatchingCommand:
-        cmd = self._make()
+    def next(self, draw: Draw) -> MatchingCommand:
+        """The next command, every choice made by ``draw``."""
+        self._draw = draw
+        try:
+            cmd = self._make()
+        finally:
+            self._draw = _no_draw
         self._scout.process(cmd)
         return cmd
 
@@ -168,6 +165,11 @@ class CommandGenerator:
 
     def _pick(self, items: Sequence[T]) -> T:
         return items[self._draw(0, len(items) - 1)]
+
+    def _pick_newest(self, items: Sequence[T]) -> T:
+        """Like ``_pick`` but counted from the end, so it shrinks towards the newest item and
+        keeps aiming at the same order when the shrinker drops older commands."""
+        return items[len(items) - 1 - self._draw(0, len(items) - 1)]
 
     def _weighted(self, items: Sequence[tuple[T, int]]) -> T:
         """A weighted choice; shrinks towards the first item."""
@@ -204,9 +206,9 @@ class CommandGenerator:
         a finished id)."""
         live = self._live()
         if live and self._chance(5):
-            return self._pick(live)[0]
+            return self._pick_newest(live)[0]
         if self._recent and self._chance(5):
-            return self._pick(self._recent)[0]
+            return self._pick_newest(self._recent)[0]
         self._next_id += 1
         return self._next_id - 1
 
@@ -217,9 +219,9 @@ class CommandGenerator:
         if self._chance(8):
             return self._next_id + 1_000, self._account()
         if live and not self._chance(15):
-            order_id, account = self._pick(live)
+            order_id, account = self._pick_newest(live)
         elif self._recent:
-            order_id, account = self._pick(self._recent)
+            order_id, account = self._pick_newest(self._recent)
         else:
             return self._next_id + 1_000, self._account()
         if self._accounts > 1 and self._chance(12):
@@ -326,26 +328,37 @@ def random_commands(
 ) -> list[MatchingCommand]:
     """``n`` commands from the same distribution as ``command_streams``, without hypothesis
     (for long seeded runs where shrinking would cost more than it helps)."""
-    generator = CommandGenerator(spec, rng.randint, accounts=accounts, low=low, high=high)
-    return [generator.next() for _ in range(n)]
+    generator = CommandGenerator(spec, accounts=accounts, low=low, high=high)
+    return [generator.next(rng.randint) for _ in range(n)]
+
+
+@st.composite
+def _next_command(draw: st.DrawFn, generator: CommandGenerator) -> MatchingCommand:
+    """One command as its own hypothesis span, so the shrinker can drop it whole."""
+    return generator.next(lambda low, high: draw(st.integers(low, high)))
 
 
 def command_streams(
     spec: MarketSpec,
     *,
-    min_size: int = 1,
-    max_size: int = 60,
+    mean_size: int = 40,
+    max_size: int = 80,
     accounts: int = 4,
 ) -> st.SearchStrategy[list[MatchingCommand]]:
-    """Hypothesis strategy: a list of commands for one market with ``spec``."""
+    """Hypothesis strategy: a list of commands for one market with ``spec``.
+
+    Built like ``st.lists`` (a "one more?" draw before each command, about ``mean_size``
+    commands on average) rather than drawing the length first, so that the shrinker can cut
+    commands anywhere in the stream without shifting every later draw.
+    """
 
     @st.composite
     def streams(draw: st.DrawFn) -> list[MatchingCommand]:
-        size = draw(st.integers(min_size, max_size))
-        generator = CommandGenerator(
-            spec, lambda low, high: draw(st.integers(low, high)), accounts=accounts
-        )
-        return [generator.next() for _ in range(size)]
+        generator = CommandGenerator(spec, accounts=accounts)
+        commands: list[MatchingCommand] = []
+        while len(commands) < max_size and draw(st.integers(0, mean_size - 1)) != 0:
+            commands.append(draw(_next_command(generator)))
+        return commands
 
     return streams()
 

@@ -1,9 +1,7 @@
 """Differential tests: the fast engine must emit exactly the reference engine's events.
 
 ``ReferenceEngine`` is the contract of ``docs/matching.md`` written naively; any difference in
-any event of any command is a bug in one of them (or an ambiguity in the contract). Until
-``exchange.matching`` exists, ``fast_engine_class()`` returns ``ReferenceEngine`` itself, which
-checks only the harness.
+any event of any command is a bug in one of them (or an ambiguity in the contract).
 """
 
 import random
@@ -13,11 +11,12 @@ from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
-from strategies import SPECS, fast_engine_class, random_commands, specs_and_streams
+from strategies import SPECS, random_commands, specs_and_streams
 
 from exchange.commands import MatchingCommand
 from exchange.events import MatchingEvent, Rejected
 from exchange.market import MarketSpec
+from exchange.matching import MatchingEngine
 from exchange.orders import Side
 from exchange.reference import ReferenceEngine
 
@@ -53,7 +52,7 @@ def snapshot(engine: Any) -> dict[str, Any]:
 
 
 def run_differential(spec: MarketSpec, stream: Sequence[MatchingCommand]) -> None:
-    fast = fast_engine_class()(spec)
+    fast = MatchingEngine(spec)
     reference = ReferenceEngine(spec)
     for index, cmd in enumerate(stream):
         got = comparable(fast.process(cmd))
@@ -63,7 +62,7 @@ def run_differential(spec: MarketSpec, stream: Sequence[MatchingCommand]) -> Non
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=specs_and_streams(max_size=80))
+@given(case=specs_and_streams())
 def test_fast_engine_matches_reference(case: tuple[MarketSpec, list[MatchingCommand]]) -> None:
     spec, stream = case
     run_differential(spec, stream)

@@ -6,10 +6,9 @@ report. Parametrized over both engines: a property that fails on the reference e
 bug in the contract's reading, not only in the fast engine.
 """
 
-import importlib.util
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,20 +29,13 @@ from exchange.events import (
     Triggered,
 )
 from exchange.market import MarketSpec
+from exchange.matching import MatchingEngine
 from exchange.orders import CONDITIONAL_TYPES, LIMIT_TYPES, Side, TimeInForce
 from exchange.reference import ReferenceEngine
 
-
-def _fast_engine() -> type[Any]:
-    if importlib.util.find_spec("exchange.matching") is None:
-        pytest.skip("exchange.matching does not exist yet")
-    engine: type[Any] = importlib.import_module("exchange.matching").MatchingEngine
-    return engine
-
-
-ENGINES = [  # loaders, so that a missing fast engine skips only its own tests
-    pytest.param(lambda: ReferenceEngine, id="reference"),
-    pytest.param(_fast_engine, id="fast"),
+ENGINES = [
+    pytest.param(ReferenceEngine, id="reference"),
+    pytest.param(MatchingEngine, id="fast"),
 ]
 
 
@@ -208,30 +200,27 @@ def run_checked(
             raise AssertionError(f"after command #{index} {cmd}: {events}") from error
 
 
-@pytest.mark.parametrize("load_engine", ENGINES)
+@pytest.mark.parametrize("engine_class", ENGINES)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=specs_and_streams(max_size=80))
+@given(case=specs_and_streams())
 def test_invariants_after_every_command(
-    load_engine: Callable[[], type[Any]], case: tuple[MarketSpec, list[MatchingCommand]]
+    engine_class: type[Any], case: tuple[MarketSpec, list[MatchingCommand]]
 ) -> None:
     spec, stream = case
-    run_checked(load_engine(), spec, stream)
+    run_checked(engine_class, spec, stream)
 
 
-@pytest.mark.parametrize("load_engine", ENGINES)
-def test_invariants_on_a_long_stream(load_engine: Callable[[], type[Any]]) -> None:
+@pytest.mark.parametrize("engine_class", ENGINES)
+def test_invariants_on_a_long_stream(engine_class: type[Any]) -> None:
     for seed, name in enumerate(sorted(SPECS), start=7):
         spec = SPECS[name]
-        run_checked(load_engine(), spec, random_commands(random.Random(seed), 5_000, spec))
+        run_checked(engine_class, spec, random_commands(random.Random(seed), 5_000, spec))
 
 
-@pytest.mark.parametrize("load_engine", ENGINES)
+@pytest.mark.parametrize("engine_class", ENGINES)
 @settings(max_examples=60, deadline=None)
-@given(stream=command_streams(SPECS["banded"], max_size=80))
-def test_same_stream_same_events(
-    load_engine: Callable[[], type[Any]], stream: list[MatchingCommand]
-) -> None:
-    engine_class = load_engine()
+@given(stream=command_streams(SPECS["banded"]))
+def test_same_stream_same_events(engine_class: type[Any], stream: list[MatchingCommand]) -> None:
     first, second = engine_class(SPECS["banded"]), engine_class(SPECS["banded"])
     for cmd in stream:
         assert first.process(cmd) == second.process(cmd)
