@@ -116,10 +116,10 @@ class BookSide:
 
     def depth(self, n: int) -> list[tuple[int, int]]:
         """Top ``n`` levels as (price, quantity), best first."""
+        if n <= 0:  # prices[-0:] would be the whole side
+            return []
         prices = self.prices
         chosen = prices[-n:][::-1] if self.is_bid else prices[:n]
-        if n <= 0:
-            chosen = []
         return [(p, self.levels[p].total) for p in chosen]
 
     def take_delta(self) -> tuple[tuple[int, int], ...]:

@@ -21,13 +21,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
 from exchange.market import LeverageBracket
-from exchange.units import RATE_ONE
+from exchange.units import RATE_ONE, ceil_div
 
 Account = TypeVar("Account", bound=Hashable)
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def validate_brackets(brackets: Sequence[LeverageBracket]) -> Sequence[LeverageBracket]:
@@ -106,7 +102,7 @@ def initial_margin(order_notional: int, leverage: int) -> int:
     """``IM = notional / leverage`` (§3.1), rounded up: never less than the exact share."""
     if leverage < 1:
         raise ValueError(f"leverage {leverage} must be at least 1")
-    return _ceil_div(order_notional, leverage)
+    return ceil_div(order_notional, leverage)
 
 
 def maintenance_margin(brackets: Sequence[LeverageBracket], position_notional: int) -> int:
@@ -117,7 +113,7 @@ def maintenance_margin(brackets: Sequence[LeverageBracket], position_notional: i
     differ by exactly ``cap × ΔMMR``, an integer that ``cum`` absorbs.
     """
     bracket = bracket_for(brackets, position_notional)
-    return _ceil_div(position_notional * bracket.maint_rate, RATE_ONE) - bracket.maint_amount
+    return ceil_div(position_notional * bracket.maint_rate, RATE_ONE) - bracket.maint_amount
 
 
 def margin_ratio(maintenance: int, margin_balance: int) -> int | None:
@@ -131,7 +127,7 @@ def margin_ratio(maintenance: int, margin_balance: int) -> int | None:
     """
     if margin_balance <= 0:
         return None
-    return _ceil_div(maintenance * RATE_ONE, margin_balance)
+    return ceil_div(maintenance * RATE_ONE, margin_balance)
 
 
 def _root(
@@ -189,7 +185,7 @@ def _to_tick(size: int, root: tuple[int, int] | None) -> int | None:
     if size > 0:
         if root is None or root[0] <= 0:
             return None
-        return _ceil_div(*root)
+        return ceil_div(*root)
     if root is None:
         return 0
     return max(0, root[0] // root[1])

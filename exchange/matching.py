@@ -43,7 +43,7 @@ from exchange.orders import (
     TimeInForce,
     TriggerBy,
 )
-from exchange.units import RATE_ONE
+from exchange.units import RATE_ONE, ceil_div
 
 BUY = Side.BUY
 LIMIT = OrderType.LIMIT
@@ -59,10 +59,6 @@ STP_NONE = StpMode.NONE
 EXPIRE_TAKER = StpMode.EXPIRE_TAKER
 EXPIRE_MAKER = StpMode.EXPIRE_MAKER
 LAST_PRICE = TriggerBy.LAST
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _reducing_capacity(position: int, is_buy: bool) -> int:
@@ -307,7 +303,7 @@ class MatchingEngine:
             return False
         return not (
             spec.price_band_down
-            and price < _ceil_div(mark * (RATE_ONE - spec.price_band_down), RATE_ONE)
+            and price < ceil_div(mark * (RATE_ONE - spec.price_band_down), RATE_ONE)
         )
 
     def _cancel(self, cmd: CancelOrder) -> None:
@@ -467,7 +463,7 @@ class MatchingEngine:
             return None
         if is_buy:
             return ref * (RATE_ONE + protection) // RATE_ONE
-        return _ceil_div(ref * (RATE_ONE - protection), RATE_ONE)
+        return ceil_div(ref * (RATE_ONE - protection), RATE_ONE)
 
     def _take(self, taker: Order, opposite: BookSide, bound: int | None) -> bool:
         """Walk the opposite side; leave the taker's rest in ``taker.open``.

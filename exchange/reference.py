@@ -49,7 +49,7 @@ from exchange.orders import (
     TimeInForce,
     TriggerBy,
 )
-from exchange.units import RATE_ONE
+from exchange.units import RATE_ONE, ceil_div
 
 STOP_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 TAKE_PROFIT_TYPES = frozenset({OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT})
@@ -57,11 +57,6 @@ IMMEDIATE_TYPES = frozenset({OrderType.LIMIT, OrderType.MARKET})
 
 Levels = dict[int, int]
 """Aggregated quantity per price of one side of the book."""
-
-
-def _ceil_div(a: int, b: int) -> int:
-    """Integer ceiling of ``a / b`` for ``b > 0`` (exact, no floats)."""
-    return -((-a) // b)
 
 
 def _opposite(side: Side) -> Side:
@@ -397,8 +392,8 @@ class ReferenceEngine:
                 taker_account=taker.account,
                 maker_order_id=maker.order_id,
                 maker_account=maker.account,
-                taker_fee=_ceil_div(notional * self._spec.taker_fee, RATE_ONE),
-                maker_fee=_ceil_div(notional * self._spec.maker_fee, RATE_ONE),
+                taker_fee=ceil_div(notional * self._spec.taker_fee, RATE_ONE),
+                maker_fee=ceil_div(notional * self._spec.maker_fee, RATE_ONE),
             )
         )
         signed = qty if taker.side == Side.BUY else -qty
@@ -577,7 +572,7 @@ class ReferenceEngine:
         up, down = self._spec.price_band_up, self._spec.price_band_down
         if up > 0 and price > self._mark * (RATE_ONE + up) // RATE_ONE:
             return False
-        return not (down > 0 and price < _ceil_div(self._mark * (RATE_ONE - down), RATE_ONE))
+        return not (down > 0 and price < ceil_div(self._mark * (RATE_ONE - down), RATE_ONE))
 
     def _protection_bound(self, side: Side) -> int | None:
         """The farthest price a market order may fill at (``None``: bounded by the book only)."""
@@ -589,7 +584,7 @@ class ReferenceEngine:
             return None
         if side == Side.BUY:
             return reference * (RATE_ONE + rate) // RATE_ONE
-        return _ceil_div(reference * (RATE_ONE - rate), RATE_ONE)
+        return ceil_div(reference * (RATE_ONE - rate), RATE_ONE)
 
     def _price_of(self, trigger: TriggerBy) -> int | None:
         return self._last if trigger == TriggerBy.LAST else self._mark

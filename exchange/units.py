@@ -18,6 +18,12 @@ _EXACT = Context(prec=80)
 """Enough digits for any value ``to_units`` accepts (at most 31 integer digits) over any step."""
 
 
+def ceil_div(a: int, b: int) -> int:
+    """``a / b`` rounded up, exactly, for ``b > 0``: the rounding of every amount the exchange
+    is owed (fees, margin requirements), so that rounding never favours the payer."""
+    return -(-a // b)
+
+
 class UnitError(ValueError):
     """A decimal string that cannot become an integer number of units."""
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from exchange.market import MarketSpec
-from exchange.units import MAX_UNITS, UnitError, rate_from_str, to_units
+from exchange.units import MAX_UNITS, UnitError, ceil_div, rate_from_str, to_units
 
 TICK = Decimal("0.1")
 
@@ -60,3 +60,8 @@ def test_rates_are_parsed_exactly_to_eight_places() -> None:
 def test_a_spec_whose_grid_is_not_whole_minor_units_is_refused() -> None:
     with pytest.raises(ValueError, match="minor units"):
         MarketSpec(symbol="X", tick_size="0.1", lot_size="0.001", settle_decimals=2).validate()
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [(7, 2, 4), (6, 2, 3), (-7, 2, -3), (0, 5, 0)])
+def test_ceil_div_rounds_up_exactly(a: int, b: int, expected: int) -> None:
+    assert ceil_div(a, b) == expected
