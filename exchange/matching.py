@@ -6,11 +6,16 @@ cancel, a fill) are written flat, with locals instead of repeated attribute look
 half a million commands per second every attribute access is a measurable share of the budget.
 """
 
+import hashlib
 from collections.abc import Callable
+from copy import copy
 from fractions import Fraction
-from typing import Any
+from typing import Any, Self
+
+import msgspec
 
 from exchange.book import BookSide, Order
+from exchange.book_state import AccountOrders, BookState, LevelState
 from exchange.commands import (
     AmendOrder,
     CancelAll,
@@ -114,6 +119,11 @@ class MatchingEngine:
         self._handlers[type(cmd)](cmd)
         if self._trigger_due and self._conditional:
             self._run_triggers()
+        self._append_delta(events)
+        return events
+
+    def _append_delta(self, events: list[MatchingEvent]) -> None:
+        """Close a command: one BookDelta for every level it changed, if any."""
         bid_touched = self.bids.touched
         ask_touched = self.asks.touched
         if bid_touched or ask_touched:
@@ -122,6 +132,32 @@ class MatchingEngine:
             if bid_levels or ask_levels:
                 self.update_id += 1
                 events.append(BookDelta(self.update_id, bid_levels, ask_levels))
+
+    def place_problem(self, cmd: PlaceOrder) -> tuple[RejectReason, str] | None:
+        """Why ``process`` would reject this order, or None: lets a risk check run only on
+        orders the book would take, so a rejection names the first rule broken."""
+        return self._place_problem(cmd)
+
+    def protection_bound(self, is_buy: bool) -> int | None:
+        """The worst price a market order on this side may fill at now (None: unbounded)."""
+        return self._protection_bound(is_buy, self.asks if is_buy else self.bids)
+
+    def move_position(self, account: int, counterparty: int, signed: int) -> list[MatchingEvent]:
+        """Move ``signed`` lots to ``account`` from ``counterparty`` outside the book.
+
+        This is how auto-deleveraging changes positions; the engine keeps net positions for
+        reduce-only orders, so it must see the move, and a reduce-only order that no longer
+        reduces expires as it would after a fill.
+        """
+        events: list[MatchingEvent] = []
+        self._events = events
+        positions = self._positions
+        positions[account] = positions.get(account, 0) + signed
+        positions[counterparty] = positions.get(counterparty, 0) - signed
+        if self._ro_resting:
+            self._ro_upkeep(account)
+            self._ro_upkeep(counterparty)
+        self._append_delta(events)
         return events
 
     def _place_passive(self, cmd: PlaceOrder) -> list[MatchingEvent] | None:
@@ -706,6 +742,125 @@ class MatchingEngine:
 
     def position(self, account: int) -> int:
         return self._positions.get(account, 0)
+
+    # ------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> BookState:
+        """The engine's complete state as plain data (see ``exchange.book_state``).
+
+        Between commands only. Orders are copied, so the snapshot stays as it was while the
+        engine goes on; ``restore`` of it, fed the same commands, emits the same events.
+        """
+        return BookState(
+            orders=tuple([copy(order) for order in self._live.values()]),
+            bids=_level_states(self.bids),
+            asks=_level_states(self.asks),
+            conditional=tuple(self._conditional),
+            reduce_only_resting=tuple(
+                [
+                    AccountOrders(account=account, order_ids=tuple(mine))
+                    for account, mine in self._ro_resting.items()
+                ]
+            ),
+            positions=tuple(self._positions.items()),
+            last=self.last,
+            mark=self.mark,
+            update_id=self.update_id,
+            trade_id=self._trade_id,
+            seq=self._seq,
+        )
+
+    @classmethod
+    def restore(cls, spec: MarketSpec, state: BookState) -> Self:
+        """A new engine in exactly the state ``snapshot`` captured, for the market ``spec``.
+
+        Each order becomes one object shared by the live list, its level (or the conditional
+        list) and the reduce-only index, as in the engine that took the snapshot: the engine
+        mutates orders in place and relies on all of them seeing the change. The state may come
+        from outside (a file, another process), so it is checked for consistency first; an
+        inconsistent one raises ``ValueError`` rather than giving an engine that misbehaves
+        later. The orders are copied: restoring the same state twice gives independent engines.
+        """
+        engine = cls(spec)
+        live = engine._live
+        for saved in state.orders:
+            if saved.order_id in live:
+                raise ValueError(f"order {saved.order_id} is listed twice")
+            if saved.open <= 0 or saved.seq > state.seq:
+                raise ValueError(f"order {saved.order_id}: open or seq out of range")
+            live[saved.order_id] = copy(saved)
+        resting: set[int] = set()
+        for book, levels in ((engine.bids, state.bids), (engine.asks, state.asks)):
+            below: int | None = None
+            for level in levels:
+                if not level.order_ids or (below is not None and level.price <= below):
+                    raise ValueError(f"level {level.price}: empty or out of order")
+                below = level.price
+                for order_id in level.order_ids:
+                    order = live.get(order_id)
+                    if (
+                        order is None
+                        or order_id in resting
+                        or order.price != level.price
+                        or order.is_buy != book.is_bid
+                    ):
+                        raise ValueError(f"level {level.price}: order {order_id} does not fit")
+                    resting.add(order_id)
+                    book.add(order)  # in FIFO order, so each joins the back of its level
+            book.touched.clear()  # restoring is not a change to publish
+        conditional = engine._conditional
+        for order_id in state.conditional:
+            order = live.get(order_id)
+            if order is None or order_id in resting or order_id in conditional:
+                raise ValueError(f"conditional order {order_id} does not fit")
+            conditional[order_id] = order
+        if len(resting) + len(conditional) != len(live):
+            raise ValueError("a live order is neither on the book nor conditional")
+        indexed = 0
+        for entry in state.reduce_only_resting:
+            if entry.account in engine._ro_resting or not entry.order_ids:
+                raise ValueError(f"reduce-only index of account {entry.account}: repeated/empty")
+            mine = engine._ro_resting[entry.account] = {}
+            for order_id in entry.order_ids:
+                order = live.get(order_id)
+                if (
+                    order is None
+                    or order_id not in resting
+                    or order_id in mine
+                    or not order.reduce_only
+                    or order.account != entry.account
+                ):
+                    raise ValueError(f"reduce-only order {order_id} does not fit")
+                mine[order_id] = order
+            indexed += len(mine)
+        if indexed != sum(1 for order_id in resting if live[order_id].reduce_only):
+            raise ValueError("a resting reduce-only order is missing from the index")
+        engine._positions = dict(state.positions)
+        if len(engine._positions) != len(state.positions):
+            raise ValueError("an account has two positions")
+        engine.last = state.last
+        engine.mark = state.mark
+        engine.update_id = state.update_id
+        engine._trade_id = state.trade_id
+        engine._seq = state.seq
+        return engine
+
+    def state_hash(self) -> str:
+        """SHA-256 (hex) of the encoded snapshot: equal exactly when the snapshots are equal.
+
+        ``BookState`` holds only ordered containers and msgspec encodes struct fields in
+        declaration order, so the bytes, and with them the hash, are canonical: two engines
+        (in different processes, or one restored from a snapshot) can be compared by hash.
+        """
+        return hashlib.sha256(msgspec.msgpack.encode(self.snapshot())).hexdigest()
+
+
+def _level_states(book: BookSide) -> tuple[LevelState, ...]:
+    """A book side's levels by ascending price, each with its order ids in FIFO order."""
+    levels = book.levels
+    return tuple(
+        [LevelState(price=price, order_ids=tuple(levels[price].orders)) for price in book.prices]
+    )
 
 
 def _condition_holds(kind: OrderType, is_buy: bool, stop_price: int, now: int) -> bool:
