@@ -21,6 +21,13 @@ class RejectReason(StrEnum):
     POST_ONLY_WOULD_TAKE = "post_only_would_take"
     WOULD_IMMEDIATELY_TRIGGER = "would_immediately_trigger"
     NOT_AMENDABLE = "not_amendable"
+    UNKNOWN_MARKET = "unknown_market"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    """The account's available balance cannot cover the order's cost (initial margin, open
+    loss and fee): Binance ``-2019``."""
+    MAX_POSITION = "max_position"
+    """The position with every order on this side filled would exceed what the current leverage
+    allows by the market's brackets: Binance ``-2027``."""
 
 
 class CancelReason(StrEnum):

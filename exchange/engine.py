@@ -1,0 +1,884 @@
+"""The exchange as one deterministic state machine: every book and the ledger, commands in,
+events out.
+
+Each command runs risk check → match → settle in one step, as exchange-core's risk engine →
+matching engine → risk engine pipeline does, so no order is ever checked against stale margin:
+the pre-trade check (``exchange.risk``) runs before the matching core sees an order, and every
+fill it produces is settled into positions and balances (``exchange.positions``,
+``exchange.ledger``) before the next command. The state is a pure function of the commands; it
+can be snapshotted and restored (``snapshot``, ``restore``) and is fingerprinted by
+``state_hash``. Docs: docs/ledger.md.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from exchange import margin
+from exchange.book_state import BookState
+from exchange.commands import AmendOrder, CancelAll, PlaceOrder, SetMarkPrice
+from exchange.engine_commands import (
+    AdjustMargin,
+    CoverDeficit,
+    Deleverage,
+    Deposit,
+    EngineCommand,
+    FundInsurance,
+    MarginMode,
+    MarkPrice,
+    OrderCommand,
+    SetLeverage,
+    SetMarginMode,
+    SettleFunding,
+    Withdraw,
+)
+from exchange.engine_events import (
+    CommandError,
+    CommandRejected,
+    EngineEvent,
+    FundingSettled,
+    LeverageChanged,
+    MarginModeChanged,
+    MarketEvent,
+    PositionUpdate,
+    Transfer,
+    TransferReason,
+)
+from exchange.events import (
+    Accepted,
+    Amended,
+    Cancelled,
+    Expired,
+    MatchingEvent,
+    Rejected,
+    RejectReason,
+    Trade,
+)
+from exchange.ledger import (
+    EXTERNAL,
+    FEES,
+    INSURANCE,
+    Ledger,
+    clearing,
+    funding_pool,
+    isolated_wallet,
+    wallet,
+)
+from exchange.market import MarketSpec
+from exchange.matching import MatchingEngine
+from exchange.orders import LIMIT_TYPES, OrderType, Side, StpMode
+from exchange.positions import MarketAccount, apply_fill
+from exchange.risk import (
+    open_loss_per_lot,
+    order_margin,
+    position_margin,
+    projected_notional,
+)
+from exchange.units import RATE_ONE, ceil_div
+
+
+class TrackedOrder(msgspec.Struct, kw_only=True):
+    """What the ledger keeps of a live non-reduce-only order: enough to keep the side sums."""
+
+    account: int
+    is_buy: bool
+    price: int
+    """The price its margin is reckoned at: the limit price, or the stop price of a stop-market
+    order, or the activation (else reference) price of a trailing stop."""
+    qty: int
+    loss: int
+    """Open loss per lot (ticks), fixed when placed or amended."""
+
+
+class Market:
+    """One market: its spec, matching core, the ledger's view of its orders, and funding."""
+
+    __slots__ = ("book", "fee_rate", "funding_time", "multiplier", "orders", "spec")
+
+    def __init__(self, spec: MarketSpec, book: MatchingEngine | None = None) -> None:
+        margin.validate_brackets(spec.leverage_brackets)
+        self.spec = spec
+        self.book = book if book is not None else MatchingEngine(spec)
+        self.multiplier = spec.multiplier
+        self.fee_rate = max(spec.taker_fee, spec.maker_fee, 0)
+        self.orders: dict[int, TrackedOrder] = {}
+        self.funding_time: int | None = None
+
+    def price(self) -> int | None:
+        """The price positions are valued at: the mark, else the last trade, else None."""
+        book = self.book
+        return book.mark if book.mark is not None else book.last
+
+
+class MarginLevel(StrEnum):
+    SAFE = "safe"
+    WARNING = "warning"
+    """Margin ratio at or above the warning level (a margin call)."""
+    LIQUIDATION = "liquidation"
+    """Margin ratio at or above 100 %, or no margin balance left."""
+
+
+class MarginStatus(msgspec.Struct, frozen=True):
+    """Margin of the cross account (``symbol`` empty) or of one isolated position."""
+
+    account: int
+    symbol: str
+    maintenance: int
+    margin_balance: int
+    ratio: int | None
+    """Maintenance / margin balance in rate units, rounded up; None when the balance is ≤ 0."""
+    level: MarginLevel
+
+
+class PositionRisk(msgspec.Struct, frozen=True):
+    """One position valued at its market's price (``exchange.margin`` formulas)."""
+
+    account: int
+    symbol: str
+    mode: MarginMode
+    leverage: int
+    size: int
+    entry_notional: int
+    price: int | None
+    unrealized_pnl: int
+    maintenance: int
+    liquidation_price: int | None
+    bankruptcy_price: int | None
+
+
+class MarketSnapshot(msgspec.Struct, frozen=True):
+    symbol: str
+    book: BookState
+    funding_time: int | None
+    orders: list[tuple[int, TrackedOrder]]
+
+
+class EngineState(msgspec.Struct, frozen=True):
+    """Everything that decides future events: the input of ``restore`` and ``state_hash``."""
+
+    markets: list[MarketSnapshot]
+    accounts: list[tuple[int, list[tuple[str, MarketAccount]]]]
+    balances: list[tuple[str, int]]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+class Engine:
+    """Every market and account of the exchange; ``process`` is the only way to change them.
+
+    ``faucet_cap``: a deposit may not take a cross wallet above this (minor units).
+    ``default_leverage``: an account's leverage in a market it has not set one for (Binance 20,
+    capped at the market's first bracket). ``warning_ratio``: the margin-call level (rate units).
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[MarketSpec],
+        *,
+        faucet_cap: int,
+        default_leverage: int = 20,
+        warning_ratio: int = RATE_ONE * 8 // 10,
+    ) -> None:
+        self.markets: dict[str, Market] = {spec.symbol: Market(spec) for spec in specs}
+        self.accounts: dict[int, dict[str, MarketAccount]] = {}
+        self.ledger = Ledger()
+        self.faucet_cap = faucet_cap
+        self.default_leverage = default_leverage
+        self.warning_ratio = warning_ratio
+        self._handlers: dict[type, Callable[[Any], list[EngineEvent]]] = {
+            OrderCommand: self._order,
+            MarkPrice: self._mark,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            SetLeverage: self._set_leverage,
+            SetMarginMode: self._set_margin_mode,
+            AdjustMargin: self._adjust_margin,
+            SettleFunding: self._settle_funding,
+            Deleverage: self._deleverage,
+            CoverDeficit: self._cover_deficit,
+            FundInsurance: self._fund_insurance,
+        }
+
+    def process(self, cmd: EngineCommand) -> list[EngineEvent]:
+        """Apply one command; return its events in the order they happened."""
+        return self._handlers[type(cmd)](cmd)
+
+    # ------------------------------------------------------------------ orders
+
+    def _order(self, cmd: OrderCommand) -> list[EngineEvent]:
+        request = cmd.order
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            if isinstance(request, CancelAll):
+                return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+            message = f"no market {cmd.symbol}"
+            reject = Rejected(
+                request.order_id, request.account, RejectReason.UNKNOWN_MARKET, message
+            )
+            return [MarketEvent(cmd.symbol, reject)]
+        placed: TrackedOrder | None = None
+        if type(request) is PlaceOrder:
+            verdict = self._check_place(market, request)
+            if isinstance(verdict, Rejected):
+                return [MarketEvent(cmd.symbol, verdict)]
+            placed = verdict
+        elif type(request) is AmendOrder:
+            amended = self._check_amend(market, request)
+            if amended is not None:
+                return [MarketEvent(cmd.symbol, amended)]
+        return self._settle(market, market.book.process(request), placed)
+
+    def _check_place(self, market: Market, cmd: PlaceOrder) -> TrackedOrder | Rejected | None:
+        """The pre-trade check: the order to track if it passes, a rejection, or None for an
+        order that holds no margin (reduce-only) or that the matching core will reject."""
+        if cmd.reduce_only or market.book.place_problem(cmd) is not None:
+            return None
+        account = self._market_account(cmd.account, market)
+        is_buy = cmd.side is Side.BUY
+        mark = market.book.mark
+        if cmd.type is OrderType.MARKET:
+            qty, value, loss = self._sweep(market, cmd)
+            order = TrackedOrder(account=cmd.account, is_buy=is_buy, price=0, qty=0, loss=0)
+            extra = (is_buy, qty, value, loss)
+        else:
+            price = _margin_price(cmd, market)
+            if price is None:
+                message = "no price yet to reckon a trailing stop's margin at"
+                return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_PRICE, message)
+            per_lot = open_loss_per_lot(is_buy, price, mark)
+            order = TrackedOrder(
+                account=cmd.account, is_buy=is_buy, price=price, qty=cmd.qty, loss=per_lot
+            )
+            extra = (is_buy, cmd.qty, price * cmd.qty, per_lot * cmd.qty)
+        problem = self._margin_problem(market, account, cmd.account, extra)
+        if problem is not None:
+            return Rejected(cmd.order_id, cmd.account, problem[0], problem[1])
+        return order
+
+    def _check_amend(self, market: Market, cmd: AmendOrder) -> Rejected | None:
+        """Re-check the margin of an amended order; None lets the matching core decide."""
+        order = market.orders.get(cmd.order_id)
+        if order is None or order.account != cmd.account or cmd.qty == 0:
+            return None
+        if cmd.qty is not None and cmd.qty < 0:
+            return None
+        price = order.price if cmd.price is None else cmd.price
+        qty = order.qty if cmd.qty is None else cmd.qty
+        if not 0 < price <= market.spec.max_price or qty > market.spec.max_qty:
+            return None
+        account = self._market_account(cmd.account, market)
+        loss = open_loss_per_lot(order.is_buy, price, market.book.mark)
+        _untrack(account, order, order.qty)
+        try:
+            extra = (order.is_buy, qty, price * qty, loss * qty)
+            problem = self._margin_problem(market, account, cmd.account, extra)
+        finally:
+            _track(account, order)
+        if problem is None:
+            return None
+        return Rejected(cmd.order_id, cmd.account, problem[0], problem[1])
+
+    def _margin_problem(
+        self,
+        market: Market,
+        account: MarketAccount,
+        account_id: int,
+        extra: tuple[bool, int, int, int],
+    ) -> tuple[RejectReason, str] | None:
+        multiplier = market.multiplier
+        is_buy, qty, value, loss = extra
+        _add_side(account, is_buy, qty, value, loss)
+        try:
+            projected = projected_notional(account, is_buy, multiplier)
+        finally:
+            _add_side(account, is_buy, -qty, -value, -loss)
+        if projected > max_notional(market.spec, account.leverage):
+            message = f"position would exceed the maximum at {account.leverage}x"
+            return RejectReason.MAX_POSITION, message
+        before = order_margin(account, multiplier, market.fee_rate)
+        after = order_margin(account, multiplier, market.fee_rate, extra)
+        if after > before and self.available(account_id) < after - before:
+            return RejectReason.INSUFFICIENT_MARGIN, "available balance below the order's cost"
+        return None
+
+    def _sweep(self, market: Market, cmd: PlaceOrder) -> tuple[int, int, int]:
+        """Lots, tick·lots and open loss a market order would take from the book now.
+
+        The account's own orders are skipped when self-trade prevention is on, since the order
+        cannot fill against them and would go deeper into the book instead.
+        """
+        book = market.book
+        is_buy = cmd.side is Side.BUY
+        side = book.asks if is_buy else book.bids
+        bound = book.protection_bound(is_buy)
+        mark = book.mark
+        skip_own = cmd.stp is not StpMode.NONE
+        taken = value = loss = 0
+        prices = side.prices
+        for price in prices if is_buy else reversed(prices):
+            if taken >= cmd.qty or (
+                bound is not None and (price > bound if is_buy else price < bound)
+            ):
+                break
+            level = side.levels[price]
+            lots = level.total
+            if skip_own:
+                lots -= sum(o.open for o in level.orders.values() if o.account == cmd.account)
+            lots = min(lots, cmd.qty - taken)
+            taken += lots
+            value += price * lots
+            loss += open_loss_per_lot(is_buy, price, mark) * lots
+        return taken, value, loss
+
+    def _settle(
+        self, market: Market, events: list[MatchingEvent], placed: TrackedOrder | None
+    ) -> list[EngineEvent]:
+        """Wrap the matching core's events and apply each one to the ledger, in order."""
+        symbol = market.spec.symbol
+        out: list[EngineEvent] = []
+        orders = market.orders
+        for event in events:
+            out.append(MarketEvent(symbol, event))
+            if isinstance(event, Trade):
+                self._trade(market, event, out)
+            elif isinstance(event, Accepted):
+                if placed is not None and placed.qty:
+                    orders[event.order_id] = placed
+                    _track(self._market_account(placed.account, market), placed)
+            elif isinstance(event, Cancelled | Expired):
+                order = orders.pop(event.order_id, None)
+                if order is not None and order.qty:
+                    _untrack(self._market_account(order.account, market), order, order.qty)
+            elif isinstance(event, Amended):
+                order = orders.get(event.order_id)
+                if order is not None:
+                    account = self._market_account(order.account, market)
+                    _untrack(account, order, order.qty)
+                    order.price = event.price
+                    order.qty = event.qty
+                    order.loss = open_loss_per_lot(order.is_buy, event.price, market.book.mark)
+                    _track(account, order)
+        return out
+
+    def _trade(self, market: Market, trade: Trade, out: list[EngineEvent]) -> None:
+        for order_id in (trade.taker_order_id, trade.maker_order_id):
+            order = market.orders.get(order_id)
+            if order is not None and order.qty:
+                _untrack(self._market_account(order.account, market), order, trade.qty)
+                order.qty -= trade.qty
+                if not order.qty:
+                    del market.orders[order_id]
+        signed = trade.qty if trade.taker_side is Side.BUY else -trade.qty
+        self._fill(market, trade.taker_account, signed, trade.price, trade.taker_fee, out)
+        self._fill(market, trade.maker_account, -signed, trade.price, trade.maker_fee, out)
+
+    def _fill(
+        self,
+        market: Market,
+        account_id: int,
+        signed: int,
+        price: int,
+        fee: int,
+        out: list[EngineEvent],
+    ) -> None:
+        """Settle one side of a fill: position, fee, realized PnL, isolated margin."""
+        symbol = market.spec.symbol
+        account = self._market_account(account_id, market)
+        fill = apply_fill(account, signed, price, market.multiplier)
+        ledger = self.ledger
+        transfers: list[Transfer] = []
+        cross = wallet(account_id)
+        ledger.transfer(cross, FEES, fee, TransferReason.FEE, transfers)
+        if account.mode is MarginMode.CROSS:
+            ledger.transfer(
+                clearing(symbol), cross, fill.realized, TransferReason.REALIZED_PNL, transfers
+            )
+            isolated = 0
+        else:
+            iso = isolated_wallet(account_id, symbol)
+            ledger.transfer(
+                clearing(symbol), iso, fill.realized, TransferReason.REALIZED_PNL, transfers
+            )
+            if fill.closed:
+                held = ledger.balance(iso)
+                if fill.closed < abs(fill.size_before):
+                    held = held * fill.closed // abs(fill.size_before)
+                ledger.transfer(iso, cross, held, TransferReason.ISOLATED_MARGIN, transfers)
+            if fill.opened:
+                needed = ceil_div(price * fill.opened * market.multiplier, account.leverage)
+                ledger.transfer(cross, iso, needed, TransferReason.ISOLATED_MARGIN, transfers)
+            isolated = ledger.balance(iso)
+        out.extend(transfers)
+        out.append(
+            PositionUpdate(
+                account_id,
+                symbol,
+                account.size,
+                account.entry_notional,
+                fill.realized,
+                isolated,
+            )
+        )
+
+    # -------------------------------------------------------------- mark price
+
+    def _mark(self, cmd: MarkPrice) -> list[EngineEvent]:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        return self._settle(market, market.book.process(SetMarkPrice(price=cmd.price)), None)
+
+    # ----------------------------------------------------------------- money
+
+    def _deposit(self, cmd: Deposit) -> list[EngineEvent]:
+        if cmd.amount <= 0:
+            return [_rejected(CommandError.INVALID_AMOUNT, "deposit must be positive")]
+        address = wallet(cmd.account)
+        if self.ledger.balance(address) + cmd.amount > self.faucet_cap:
+            return [_rejected(CommandError.FAUCET_CAP, f"wallet would exceed {self.faucet_cap}")]
+        self.accounts.setdefault(cmd.account, {})
+        out: list[Transfer] = []
+        self.ledger.transfer(EXTERNAL, address, cmd.amount, TransferReason.DEPOSIT, out)
+        return list(out)
+
+    def _withdraw(self, cmd: Withdraw) -> list[EngineEvent]:
+        if cmd.amount <= 0:
+            return [_rejected(CommandError.INVALID_AMOUNT, "withdrawal must be positive")]
+        if cmd.amount > self.withdrawable(cmd.account):
+            return [_rejected(CommandError.INSUFFICIENT_BALANCE, "above the withdrawable amount")]
+        out: list[Transfer] = []
+        self.ledger.transfer(
+            wallet(cmd.account), EXTERNAL, cmd.amount, TransferReason.WITHDRAWAL, out
+        )
+        return list(out)
+
+    # ------------------------------------------------------- account settings
+
+    def _set_leverage(self, cmd: SetLeverage) -> list[EngineEvent]:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        account = self._market_account(cmd.account, market)
+        leverage = cmd.leverage
+        multiplier = market.multiplier
+        previous = account.leverage
+        held = max(
+            projected_notional(account, True, multiplier),
+            projected_notional(account, False, multiplier),
+        )
+        if not margin.leverage_allowed(market.spec.leverage_brackets, held, leverage):
+            message = f"leverage {leverage} not allowed for a notional of {held}"
+            return [_rejected(CommandError.INVALID_LEVERAGE, message)]
+        before = self._requirement(market, account)
+        account.leverage = leverage
+        after = self._requirement(market, account)
+        unsafe = after > before and self.available(cmd.account) < 0
+        if account.mode is MarginMode.ISOLATED and account.size:
+            unsafe = unsafe or self._isolated_excess(cmd.account, market, account) < 0
+        if unsafe:
+            account.leverage = previous
+            return [
+                _rejected(CommandError.INSUFFICIENT_MARGIN, "not enough margin at that leverage")
+            ]
+        return [LeverageChanged(cmd.account, cmd.symbol, leverage)]
+
+    def _requirement(self, market: Market, account: MarketAccount) -> int:
+        held = order_margin(account, market.multiplier, market.fee_rate)
+        if account.mode is MarginMode.CROSS:
+            held += position_margin(account)
+        return held
+
+    def _set_margin_mode(self, cmd: SetMarginMode) -> list[EngineEvent]:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        account = self._market_account(cmd.account, market)
+        if account.mode is not cmd.mode:
+            if account.size or market.book.open_orders(cmd.account):
+                message = "close the position and cancel the orders first"
+                return [_rejected(CommandError.POSITION_OR_ORDERS_OPEN, message)]
+            account.mode = cmd.mode
+        return [MarginModeChanged(cmd.account, cmd.symbol, cmd.mode)]
+
+    def _adjust_margin(self, cmd: AdjustMargin) -> list[EngineEvent]:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        account = self._market_account(cmd.account, market)
+        if account.mode is not MarginMode.ISOLATED:
+            return [_rejected(CommandError.NOT_ISOLATED, "the position is not isolated")]
+        if not account.size:
+            return [_rejected(CommandError.NO_POSITION, "no position to adjust")]
+        amount = cmd.amount
+        if amount == 0:
+            return [_rejected(CommandError.INVALID_AMOUNT, "amount must not be zero")]
+        if amount > 0 and amount > min(
+            self.available(cmd.account), self.ledger.balance(wallet(cmd.account))
+        ):
+            return [_rejected(CommandError.INSUFFICIENT_BALANCE, "above the available balance")]
+        if amount < 0 and self._isolated_excess(cmd.account, market, account) < -amount:
+            message = "the position would fall below its initial margin"
+            return [_rejected(CommandError.UNSAFE_MARGIN, message)]
+        out: list[EngineEvent] = []
+        transfers: list[Transfer] = []
+        iso = isolated_wallet(cmd.account, cmd.symbol)
+        self.ledger.transfer(
+            wallet(cmd.account), iso, amount, TransferReason.ISOLATED_MARGIN, transfers
+        )
+        out.extend(transfers)
+        out.append(
+            PositionUpdate(
+                cmd.account,
+                cmd.symbol,
+                account.size,
+                account.entry_notional,
+                0,
+                self.ledger.balance(iso),
+            )
+        )
+        return out
+
+    def _isolated_excess(self, account_id: int, market: Market, account: MarketAccount) -> int:
+        """Isolated wallet above the position's initial margin, unrealized profit not counted."""
+        iso = self.ledger.balance(isolated_wallet(account_id, market.spec.symbol))
+        pnl = self._unrealized(market, account)
+        return iso + min(pnl, 0) - position_margin(account)
+
+    # --------------------------------------------------------------- funding
+
+    def _settle_funding(self, cmd: SettleFunding) -> list[EngineEvent]:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        if market.funding_time is not None and cmd.funding_time <= market.funding_time:
+            message = f"funding at {cmd.funding_time} is already settled"
+            return [_rejected(CommandError.DUPLICATE_FUNDING, message)]
+        mark = market.book.mark
+        if mark is None:
+            return [_rejected(CommandError.NO_MARK_PRICE, "funding needs a mark price")]
+        symbol = cmd.symbol
+        holders = {
+            account_id: mine[symbol]
+            for account_id, mine in sorted(self.accounts.items())
+            if symbol in mine and mine[symbol].size
+        }
+        sizes = {account_id: account.size for account_id, account in holders.items()}
+        payments, remainder = margin.split_funding(sizes, mark, cmd.rate, market.multiplier)
+        pool = funding_pool(symbol)
+        transfers: list[Transfer] = []
+        for account_id, amount in payments.items():
+            isolated = holders[account_id].mode is MarginMode.ISOLATED
+            target = isolated_wallet(account_id, symbol) if isolated else wallet(account_id)
+            self.ledger.transfer(pool, target, amount, TransferReason.FUNDING, transfers)
+        self.ledger.transfer(
+            pool, INSURANCE, remainder, TransferReason.FUNDING_REMAINDER, transfers
+        )
+        market.funding_time = cmd.funding_time
+        out: list[EngineEvent] = list(transfers)
+        out.append(
+            FundingSettled(symbol, cmd.funding_time, cmd.rate, mark, len(payments), remainder)
+        )
+        return out
+
+    # ------------------------------------------------- liquidation primitives
+
+    def _deleverage(self, cmd: Deleverage) -> list[EngineEvent]:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        mine = self.accounts.get(cmd.account, {}).get(cmd.symbol)
+        theirs = self.accounts.get(cmd.counterparty, {}).get(cmd.symbol)
+        size = mine.size if mine is not None else 0
+        other = theirs.size if theirs is not None else 0
+        if (
+            cmd.account == cmd.counterparty
+            or size == 0
+            or other == 0
+            or (size > 0) == (other > 0)
+            or not 0 < cmd.qty <= min(abs(size), abs(other))
+            or not 0 < cmd.price <= market.spec.max_price
+        ):
+            message = "needs two opposite positions of at least qty and a valid price"
+            return [_rejected(CommandError.INVALID_DELEVERAGE, message)]
+        signed = -cmd.qty if size > 0 else cmd.qty
+        out: list[EngineEvent] = []
+        self._fill(market, cmd.account, signed, cmd.price, 0, out)
+        self._fill(market, cmd.counterparty, -signed, cmd.price, 0, out)
+        book_events = market.book.move_position(cmd.account, cmd.counterparty, signed)
+        out.extend(self._settle(market, book_events, None))
+        return out
+
+    def _cover_deficit(self, cmd: CoverDeficit) -> list[EngineEvent]:
+        address = wallet(cmd.account)
+        deficit = -self.ledger.balance(address)
+        fund = self.ledger.balance(INSURANCE)
+        if deficit <= 0:
+            return [_rejected(CommandError.NO_DEFICIT, "the wallet is not negative")]
+        out: list[Transfer] = []
+        covered = min(deficit, max(fund, 0))
+        self.ledger.transfer(INSURANCE, address, covered, TransferReason.DEFICIT_COVER, out)
+        return list(out)
+
+    def _fund_insurance(self, cmd: FundInsurance) -> list[EngineEvent]:
+        if cmd.amount <= 0:
+            return [_rejected(CommandError.INVALID_AMOUNT, "amount must be positive")]
+        out: list[Transfer] = []
+        self.ledger.transfer(EXTERNAL, INSURANCE, cmd.amount, TransferReason.INSURANCE_FUNDING, out)
+        return list(out)
+
+    # ----------------------------------------------------------------- queries
+
+    def _market_account(self, account_id: int, market: Market) -> MarketAccount:
+        mine = self.accounts.get(account_id)
+        if mine is None:
+            mine = self.accounts[account_id] = {}
+        account = mine.get(market.spec.symbol)
+        if account is None:
+            account = mine[market.spec.symbol] = self._fresh(market)
+        return account
+
+    def _fresh(self, market: Market) -> MarketAccount:
+        """A new account's state in a market: the default leverage, within the first bracket."""
+        first = market.spec.leverage_brackets[0].max_leverage
+        return MarketAccount(leverage=min(self.default_leverage, first))
+
+    def _unrealized(self, market: Market, account: MarketAccount) -> int:
+        price = market.price()
+        if price is None or not account.size:
+            return 0
+        return margin.unrealized_pnl(account.size, account.entry_notional, price, market.multiplier)
+
+    def available(self, account_id: int, *, with_profit: bool = True) -> int:
+        """Cross wallet + cross unrealized PnL − cross position margin − every order's margin.
+
+        What a new order may cost (Binance ``availableBalance``); negative when the mark has
+        moved against the account. An isolated position whose wallet plus unrealized PnL is
+        below zero counts with that deficit, because closing it settles the deficit from the
+        cross wallet (until the liquidation service and the insurance fund step in).
+        ``with_profit=False`` leaves unrealized profit out, which is what may be withdrawn.
+        """
+        total = self.ledger.balance(wallet(account_id))
+        for symbol, account in self.accounts.get(account_id, {}).items():
+            market = self.markets[symbol]
+            total -= order_margin(account, market.multiplier, market.fee_rate)
+            if not account.size:
+                continue
+            pnl = self._unrealized(market, account)
+            if account.mode is MarginMode.CROSS:
+                total += pnl if with_profit or pnl < 0 else 0
+                total -= position_margin(account)
+            else:  # an isolated position past bankruptcy: closing it takes the rest from here
+                total += min(0, self.ledger.balance(isolated_wallet(account_id, symbol)) + pnl)
+        return total
+
+    def withdrawable(self, account_id: int) -> int:
+        """Binance ``maxWithdrawAmount``: available without unrealized profit, within the wallet."""
+        cross = self.ledger.balance(wallet(account_id))
+        return max(0, min(cross, self.available(account_id, with_profit=False)))
+
+    def position_risk(self, account_id: int, symbol: str) -> PositionRisk:
+        """Valuation, maintenance margin, liquidation and bankruptcy prices of one position."""
+        market = self.markets[symbol]
+        account = self._peek(account_id, market)
+        spec = market.spec
+        brackets = spec.leverage_brackets
+        price = market.price()
+        size = account.size
+        mm = self._maintenance(market, account)
+        pnl = self._unrealized(market, account)
+        if account.mode is MarginMode.ISOLATED:
+            balance = self.ledger.balance(isolated_wallet(account_id, symbol))
+            other_mm = other_pnl = 0
+        else:
+            balance = self.ledger.balance(wallet(account_id))
+            other_mm = other_pnl = 0
+            for other_symbol, other in self.accounts.get(account_id, {}).items():
+                if other_symbol != symbol and other.mode is MarginMode.CROSS and other.size:
+                    other_market = self.markets[other_symbol]
+                    other_mm += self._maintenance(other_market, other)
+                    other_pnl += self._unrealized(other_market, other)
+        liquidation = margin.liquidation_price(
+            size,
+            account.entry_notional,
+            balance,
+            brackets,
+            market.multiplier,
+            other_maintenance=other_mm,
+            other_unrealized_pnl=other_pnl,
+        )
+        bankruptcy = margin.bankruptcy_price(
+            size,
+            account.entry_notional,
+            balance,
+            market.multiplier,
+            other_unrealized_pnl=other_pnl,
+        )
+        return PositionRisk(
+            account_id,
+            symbol,
+            account.mode,
+            account.leverage,
+            size,
+            account.entry_notional,
+            price,
+            pnl,
+            mm,
+            liquidation,
+            bankruptcy,
+        )
+
+    def _maintenance(self, market: Market, account: MarketAccount) -> int:
+        if not account.size:
+            return 0
+        price = market.price()
+        value = (
+            margin.notional(price, account.size, market.multiplier)
+            if price is not None
+            else account.entry_notional
+        )
+        return margin.maintenance_margin(market.spec.leverage_brackets, value)
+
+    def _peek(self, account_id: int, market: Market) -> MarketAccount:
+        """The account's state in a market without creating it (a fresh default if absent)."""
+        account = self.accounts.get(account_id, {}).get(market.spec.symbol)
+        return account if account is not None else self._fresh(market)
+
+    def margin_status(self, account_id: int) -> list[MarginStatus]:
+        """The account's margin levels: the cross account (if it holds a cross position) and
+        each isolated position. The liquidation service watches these."""
+        statuses: list[MarginStatus] = []
+        cross_mm = 0
+        cross_balance = self.ledger.balance(wallet(account_id))
+        has_cross = False
+        for symbol, account in sorted(self.accounts.get(account_id, {}).items()):
+            if not account.size:
+                continue
+            market = self.markets[symbol]
+            mm = self._maintenance(market, account)
+            pnl = self._unrealized(market, account)
+            if account.mode is MarginMode.CROSS:
+                has_cross = True
+                cross_mm += mm
+                cross_balance += pnl
+            else:
+                balance = self.ledger.balance(isolated_wallet(account_id, symbol)) + pnl
+                statuses.append(self._status(account_id, symbol, mm, balance))
+        if has_cross:
+            statuses.insert(0, self._status(account_id, "", cross_mm, cross_balance))
+        return statuses
+
+    def _status(self, account_id: int, symbol: str, mm: int, balance: int) -> MarginStatus:
+        ratio = margin.margin_ratio(mm, balance)
+        if ratio is None or ratio >= RATE_ONE:
+            level = MarginLevel.LIQUIDATION
+        elif ratio >= self.warning_ratio:
+            level = MarginLevel.WARNING
+        else:
+            level = MarginLevel.SAFE
+        return MarginStatus(account_id, symbol, mm, balance, ratio, level)
+
+    # ---------------------------------------------------- snapshot and hash
+
+    def snapshot(self) -> EngineState:
+        """The whole state as plain data, in a canonical order."""
+        return EngineState(
+            markets=[
+                MarketSnapshot(
+                    symbol,
+                    market.book.snapshot(),
+                    market.funding_time,
+                    list(market.orders.items()),
+                )
+                for symbol, market in sorted(self.markets.items())
+            ],
+            accounts=[
+                (account_id, sorted(mine.items()))
+                for account_id, mine in sorted(self.accounts.items())
+            ],
+            balances=list(self.ledger.items()),
+        )
+
+    def state_hash(self) -> str:
+        """sha256 of the canonical snapshot: equal hashes, equal states."""
+        return hashlib.sha256(_ENCODER.encode(self.snapshot())).hexdigest()
+
+    @classmethod
+    def restore(
+        cls,
+        specs: Sequence[MarketSpec],
+        state: EngineState,
+        **settings: Any,
+    ) -> "Engine":
+        """Rebuild an engine from ``snapshot()`` output and the same specs and settings."""
+        engine = cls(specs, **settings)
+        by_symbol = {spec.symbol: spec for spec in specs}
+        for saved in state.markets:
+            spec = by_symbol[saved.symbol]
+            market = Market(spec, MatchingEngine.restore(spec, saved.book))
+            market.funding_time = saved.funding_time
+            market.orders = {
+                order_id: msgspec.structs.replace(order) for order_id, order in saved.orders
+            }
+            engine.markets[saved.symbol] = market
+        engine.accounts = {
+            account_id: {symbol: msgspec.structs.replace(a) for symbol, a in mine}
+            for account_id, mine in state.accounts
+        }
+        engine.ledger = Ledger(dict(state.balances))
+        return engine
+
+    def total_balance(self) -> int:
+        """Sum of every ledger balance, ``external`` included: zero, or money was made or lost."""
+        return self.ledger.total()
+
+    def accounts_in(self, symbol: str) -> Iterable[tuple[int, MarketAccount]]:
+        """Accounts with state in a market, by account id."""
+        for account_id, mine in sorted(self.accounts.items()):
+            account = mine.get(symbol)
+            if account is not None:
+                yield account_id, account
+
+
+def max_notional(spec: MarketSpec, leverage: int) -> int:
+    """Largest position notional allowed at ``leverage``: the cap of the last bracket that still
+    allows it (Binance "maximum position at current leverage"); 0 if none does."""
+    allowed = [b.notional_cap for b in spec.leverage_brackets if b.max_leverage >= leverage]
+    return max(allowed, default=0)
+
+
+def _margin_price(cmd: PlaceOrder, market: Market) -> int | None:
+    if cmd.type in LIMIT_TYPES:
+        return cmd.price
+    if cmd.stop_price is not None:
+        return cmd.stop_price
+    if cmd.activation_price is not None:
+        return cmd.activation_price
+    return market.price()
+
+
+def _add_side(account: MarketAccount, is_buy: bool, qty: int, value: int, loss: int) -> None:
+    if is_buy:
+        account.buy_qty += qty
+        account.buy_value += value
+        account.buy_loss += loss
+    else:
+        account.sell_qty += qty
+        account.sell_value += value
+        account.sell_loss += loss
+
+
+def _track(account: MarketAccount, order: TrackedOrder) -> None:
+    qty = order.qty
+    _add_side(account, order.is_buy, qty, order.price * qty, order.loss * qty)
+
+
+def _untrack(account: MarketAccount, order: TrackedOrder, qty: int) -> None:
+    _add_side(account, order.is_buy, -qty, -order.price * qty, -order.loss * qty)
+
+
+def _rejected(reason: CommandError, message: str) -> CommandRejected:
+    return CommandRejected(reason, message)

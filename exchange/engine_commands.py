@@ -1,0 +1,118 @@
+"""Commands to the whole exchange (every market and the ledger): one ordered log of these.
+
+Amounts are integers in minor units of the settlement asset, prices in ticks, quantities in
+lots, rates in ``RATE_ONE`` units, times in milliseconds of event time. Order commands carry
+their market's symbol around the matching core's own command, which stays market-local.
+"""
+
+from enum import StrEnum
+
+import msgspec
+
+from exchange.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
+
+
+class MarginMode(StrEnum):
+    CROSS = "cross"
+    ISOLATED = "isolated"
+
+
+class Deposit(msgspec.Struct, tag="deposit", tag_field="cmd", frozen=True, kw_only=True):
+    """Paper money from the faucet, refused above the engine's per-account cap."""
+
+    account: int
+    amount: int
+
+
+class Withdraw(msgspec.Struct, tag="withdraw", tag_field="cmd", frozen=True, kw_only=True):
+    account: int
+    amount: int
+
+
+class SetLeverage(msgspec.Struct, tag="set_leverage", tag_field="cmd", frozen=True, kw_only=True):
+    account: int
+    symbol: str
+    leverage: int
+
+
+class SetMarginMode(
+    msgspec.Struct, tag="set_margin_mode", tag_field="cmd", frozen=True, kw_only=True
+):
+    account: int
+    symbol: str
+    mode: MarginMode
+
+
+class AdjustMargin(msgspec.Struct, tag="adjust_margin", tag_field="cmd", frozen=True, kw_only=True):
+    """Move ``amount`` into (positive) or out of (negative) an isolated position's wallet."""
+
+    account: int
+    symbol: str
+    amount: int
+
+
+class OrderCommand(msgspec.Struct, tag="order", tag_field="cmd", frozen=True, kw_only=True):
+    """Place, amend or cancel orders in one market."""
+
+    symbol: str
+    order: PlaceOrder | AmendOrder | CancelOrder | CancelAll
+
+
+class MarkPrice(msgspec.Struct, tag="mark_price", tag_field="cmd", frozen=True, kw_only=True):
+    """A new mark price from the oracle: re-prices margin and fires mark-triggered orders."""
+
+    symbol: str
+    price: int
+
+
+class SettleFunding(msgspec.Struct, tag="funding", tag_field="cmd", frozen=True, kw_only=True):
+    """Pay one funding settlement at the current mark price.
+
+    ``funding_time`` names the settlement boundary; a market settles each boundary once, so a
+    repeated or older command is rejected as a duplicate and pays nothing.
+    """
+
+    symbol: str
+    rate: int
+    funding_time: int
+
+
+class Deleverage(msgspec.Struct, tag="deleverage", tag_field="cmd", frozen=True, kw_only=True):
+    """Close ``qty`` lots of ``account``'s position against ``counterparty``'s opposite position
+    at ``price``, without fees: the ledger step of auto-deleveraging (its policy, who and at
+    which price, belongs to the liquidation service)."""
+
+    symbol: str
+    account: int
+    counterparty: int
+    qty: int
+    price: int
+
+
+class CoverDeficit(msgspec.Struct, tag="cover_deficit", tag_field="cmd", frozen=True, kw_only=True):
+    """Let the insurance fund bring a negative cross wallet back to zero (Binance §4.1 step 5)."""
+
+    account: int
+
+
+class FundInsurance(
+    msgspec.Struct, tag="fund_insurance", tag_field="cmd", frozen=True, kw_only=True
+):
+    """Paper money into the insurance fund: its starting balance in a drill."""
+
+    amount: int
+
+
+EngineCommand = (
+    Deposit
+    | Withdraw
+    | SetLeverage
+    | SetMarginMode
+    | AdjustMargin
+    | OrderCommand
+    | MarkPrice
+    | SettleFunding
+    | Deleverage
+    | CoverDeficit
+    | FundInsurance
+)

@@ -1,0 +1,117 @@
+"""Events of the whole exchange: what the engine state machine did, as small typed records.
+
+Every movement of money is one ``Transfer`` between two ledger addresses (see
+``exchange.ledger``), so a reader of the event log can rebuild every balance exactly.
+"""
+
+from enum import StrEnum
+
+import msgspec
+
+from exchange.engine_commands import MarginMode
+from exchange.events import MatchingEvent
+
+
+class CommandError(StrEnum):
+    """Why a non-order command was refused; a refused command changes nothing."""
+
+    UNKNOWN_MARKET = "unknown_market"
+    INVALID_AMOUNT = "invalid_amount"
+    FAUCET_CAP = "faucet_cap"
+    """A deposit would take the wallet above the faucet's per-account cap."""
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    """A withdrawal or margin transfer above what is available."""
+    INVALID_LEVERAGE = "invalid_leverage"
+    """Below 1, or above what the market's brackets allow for the position and orders."""
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    """The change would leave the account unable to margin what it holds."""
+    POSITION_OR_ORDERS_OPEN = "position_or_orders_open"
+    """Margin mode cannot change while the market has a position or open orders."""
+    NOT_ISOLATED = "not_isolated"
+    NO_POSITION = "no_position"
+    UNSAFE_MARGIN = "unsafe_margin"
+    """Removing isolated margin would leave the position below its initial margin."""
+    DUPLICATE_FUNDING = "duplicate_funding"
+    NO_MARK_PRICE = "no_mark_price"
+    INVALID_DELEVERAGE = "invalid_deleverage"
+    NO_DEFICIT = "no_deficit"
+
+
+class CommandRejected(msgspec.Struct, tag="command_rejected", tag_field="type", frozen=True):
+    reason: CommandError
+    message: str
+
+
+class MarketEvent(msgspec.Struct, tag="market", tag_field="type", frozen=True):
+    """An event of one market's matching core."""
+
+    symbol: str
+    event: MatchingEvent
+
+
+class TransferReason(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    FEE = "fee"
+    REALIZED_PNL = "realized_pnl"
+    ISOLATED_MARGIN = "isolated_margin"
+    FUNDING = "funding"
+    FUNDING_REMAINDER = "funding_remainder"
+    DEFICIT_COVER = "deficit_cover"
+    INSURANCE_FUNDING = "insurance_funding"
+
+
+class Transfer(msgspec.Struct, tag="transfer", tag_field="type", frozen=True):
+    """``amount`` (> 0) moved from ``source`` to ``target``: two ledger addresses."""
+
+    source: str
+    target: str
+    amount: int
+    reason: TransferReason
+
+
+class PositionUpdate(msgspec.Struct, tag="position", tag_field="type", frozen=True):
+    """A position after a change. ``entry_notional`` is ``|size| × entry price`` in minor
+    units (exact: the cost of the fills still open); ``realized_pnl`` is what this change
+    realized; ``isolated_wallet`` is 0 for a cross position."""
+
+    account: int
+    symbol: str
+    size: int
+    entry_notional: int
+    realized_pnl: int
+    isolated_wallet: int
+
+
+class LeverageChanged(msgspec.Struct, tag="leverage", tag_field="type", frozen=True):
+    account: int
+    symbol: str
+    leverage: int
+
+
+class MarginModeChanged(msgspec.Struct, tag="margin_mode", tag_field="type", frozen=True):
+    account: int
+    symbol: str
+    mode: MarginMode
+
+
+class FundingSettled(msgspec.Struct, tag="funding_settled", tag_field="type", frozen=True):
+    """One settlement, after its transfers; ``remainder`` went to the insurance fund."""
+
+    symbol: str
+    funding_time: int
+    rate: int
+    mark: int
+    positions: int
+    remainder: int
+
+
+EngineEvent = (
+    CommandRejected
+    | MarketEvent
+    | Transfer
+    | PositionUpdate
+    | LeverageChanged
+    | MarginModeChanged
+    | FundingSettled
+)
