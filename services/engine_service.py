@@ -1,0 +1,215 @@
+"""The engine as a Kafka service: one command log in, one event log out, exactly-once effects.
+
+Exactly-once comes from the design, not from Kafka transactions (the embedded broker has none):
+
+* The command topic is the journal. The engine applies command records in offset order; its
+  state is a pure function of them (``exchange.engine``).
+* Each command carries a producer-assigned id; an id seen among the last ``dedupe_window``
+  commands is answered with its original events and applied no second time.
+* For every command record the engine writes exactly one event record carrying that offset.
+* A snapshot (engine state, the offset it covers, the dedupe window) is written to disk,
+  atomically, only after every event up to that offset has been acknowledged by the broker.
+* On start the engine loads the newest snapshot, reads the event topic to find the last offset
+  it had published, and replays the command records after the snapshot, publishing only the
+  results of offsets beyond that one. So a kill at any point loses nothing and repeats nothing.
+"""
+
+import asyncio
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from exchange.engine import Engine, EngineState
+from exchange.engine_events import EngineEvent
+from exchange.market import MarketSpec
+from services.wire import COMMAND_DECODER, ENCODER, EVENT_DECODER, CommandResult, EventBatch
+
+log = structlog.get_logger("engine")
+
+
+class ServiceSnapshot(msgspec.Struct, frozen=True):
+    """What a snapshot file holds: the state after the command record at ``offset``."""
+
+    offset: int
+    engine: EngineState
+    recent: list[tuple[str, list[EngineEvent]]]
+
+
+class CommandLog:
+    """The engine plus the dedupe window: applies command records, no I/O."""
+
+    def __init__(self, engine: Engine, *, dedupe_window: int, offset: int = -1) -> None:
+        self.engine = engine
+        self.dedupe_window = dedupe_window
+        self.offset = offset
+        self.recent: OrderedDict[str, list[EngineEvent]] = OrderedDict()
+
+    def apply(self, offset: int, payload: bytes) -> EventBatch:
+        """Apply the command record at ``offset``; return the one event record for it."""
+        self.offset = offset
+        try:
+            batch = COMMAND_DECODER.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("bad command record", offset=offset, error=str(exc))
+            return EventBatch(offset, [], error=str(exc))
+        results: list[CommandResult] = []
+        recent = self.recent
+        for envelope in batch.commands:
+            original = recent.get(envelope.id)
+            if original is not None:
+                results.append(CommandResult(envelope.id, original, duplicate=True))
+                continue
+            events = self.engine.process(envelope.command)
+            recent[envelope.id] = events
+            if len(recent) > self.dedupe_window:
+                recent.popitem(last=False)
+            results.append(CommandResult(envelope.id, events))
+        return EventBatch(offset, results)
+
+    def snapshot(self) -> bytes:
+        state = ServiceSnapshot(self.offset, self.engine.snapshot(), list(self.recent.items()))
+        return ENCODER.encode(state)
+
+    @classmethod
+    def restore(
+        cls, data: bytes, specs: Sequence[MarketSpec], *, dedupe_window: int, faucet_cap: int
+    ) -> "CommandLog":
+        state = msgspec.msgpack.decode(data, type=ServiceSnapshot)
+        engine = Engine.restore(specs, state.engine, faucet_cap=faucet_cap)
+        restored = cls(engine, dedupe_window=dedupe_window, offset=state.offset)
+        restored.recent.update(state.recent)
+        return restored
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write, fsync, rename: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+async def last_published_offset(bootstrap: str, events_topic: str) -> int:
+    """The command offset of the newest event record (-1 if none), read to the end of the log
+    (the embedded broker's ``end_offsets`` is wrong when the newest batch holds several
+    records, so the end is found by reading, bounded by ``highwater``)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(events_topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        newest = -1
+        while True:
+            batches = await consumer.getmany(partition, timeout_ms=200, max_records=10_000)
+            records = batches.get(partition, [])
+            for record in records:
+                assert record.value is not None
+                newest = max(newest, EVENT_DECODER.decode(record.value).offset)
+            highwater = consumer.highwater(partition)
+            position = await consumer.position(partition)
+            if not records and (highwater is None or position >= highwater):
+                return newest
+    finally:
+        await consumer.stop()
+
+
+class EngineService:
+    """Runs a ``CommandLog`` between the command topic and the event topic."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        commands_topic: str,
+        events_topic: str,
+        snapshot_path: Path,
+        specs: Sequence[MarketSpec],
+        faucet_cap: int,
+        snapshot_every: int = 10_000,
+        dedupe_window: int = 100_000,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.commands_topic = commands_topic
+        self.events_topic = events_topic
+        self.snapshot_path = snapshot_path
+        self.specs = specs
+        self.faucet_cap = faucet_cap
+        self.snapshot_every = snapshot_every
+        self.dedupe_window = dedupe_window
+        self.ready = asyncio.Event()
+        self.log = self._load()
+
+    def _load(self) -> CommandLog:
+        if self.snapshot_path.exists():
+            restored = CommandLog.restore(
+                self.snapshot_path.read_bytes(),
+                self.specs,
+                dedupe_window=self.dedupe_window,
+                faucet_cap=self.faucet_cap,
+            )
+            log.info("snapshot loaded", offset=restored.offset, path=str(self.snapshot_path))
+            return restored
+        engine = Engine(self.specs, faucet_cap=self.faucet_cap)
+        return CommandLog(engine, dedupe_window=self.dedupe_window)
+
+    def _snapshot(self) -> None:
+        write_atomically(self.snapshot_path, self.log.snapshot())
+        log.info("snapshot written", offset=self.log.offset)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; then finish the batch, snapshot and close."""
+        published = await last_published_offset(self.bootstrap, self.events_topic)
+        partition = TopicPartition(self.commands_topic, 0)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        await consumer.start()
+        await producer.start()
+        try:
+            consumer.assign([partition])
+            consumer.seek(partition, self.log.offset + 1)
+            log.info("engine started", resume_from=self.log.offset + 1, published=published)
+            self.ready.set()
+            since_snapshot = 0
+            while not stop.is_set():
+                batches = await consumer.getmany(partition, timeout_ms=50, max_records=1_000)
+                pending = []
+                for record in batches.get(partition, []):
+                    assert record.value is not None
+                    result = self.log.apply(record.offset, record.value)
+                    since_snapshot += 1
+                    if record.offset > published:
+                        pending.append(
+                            await producer.send(self.events_topic, ENCODER.encode(result))
+                        )
+                if pending:
+                    await asyncio.gather(*pending)
+                if since_snapshot >= self.snapshot_every:
+                    self._snapshot()
+                    since_snapshot = 0
+            if since_snapshot:
+                self._snapshot()
+        finally:
+            await producer.stop()
+            await consumer.stop()
+            log.info("engine stopped", offset=self.log.offset)

