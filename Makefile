@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean compose-check
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,11 +16,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/exchange run
 
-test: $(STAMP)
+test: $(STAMP) compose-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# docker-compose.yml is validated offline by Debian's docker-compose (the Docker client here has
+# no compose plugin and there is no engine), installed on first use as the venv is (needs root).
+compose-check:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing Debian's docker-compose to validate docker-compose.yml"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose \
+	    >/dev/null; } || { echo "cannot install docker-compose (apt-get, as root)" >&2; exit 1; }
+	docker-compose -f docker-compose.yml config -q
 
 bench: $(STAMP)
 	$(BIN)/python -m load.bench_matching

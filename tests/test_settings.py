@@ -1,0 +1,205 @@
+"""The settings object: defaults, parsing, and errors that name the variable to fix.
+
+Pure: no broker, no real environment (every test passes its own mapping). Why it matters: the
+embedded and the compose deployment differ only in these values, so a value silently ignored or
+misread would make the two deployments differ in ways no other test would catch.
+"""
+
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from exchange.default_markets import USDT
+from services.settings import Settings, SettingsError, env_var, load_settings
+
+COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+
+
+def as_env(settings: Settings) -> dict[str, str]:
+    """The environment that describes ``settings`` (the faucet cap is written in USDT)."""
+    env = {env_var(name): str(value) for name, value in msgspec.structs.asdict(settings).items()}
+    env["EXCHANGE_FAUCET_CAP"] = str(settings.faucet_cap // USDT)
+    return env
+
+
+def test_no_variables_give_the_defaults() -> None:
+    assert load_settings({}) == Settings()
+
+
+def test_defaults_are_the_measured_broker_settings() -> None:
+    """The values kafka-broker-notes.md measured to work on the embedded broker."""
+    settings = Settings()
+    assert settings.producer_linger_ms == 5
+    assert settings.producer_max_batch_bytes == 256 * 1024
+    assert settings.consumer_fetch_max_wait_ms == 10
+    assert settings.consumer_session_timeout_ms == 2_000
+    assert settings.consumer_heartbeat_interval_ms == 200
+    assert settings.default_leverage == 20
+    assert settings.faucet_cap == 100_000 * USDT
+
+
+def test_every_field_is_read_from_its_variable() -> None:
+    """Every field has a variable and a parser: a full environment of non-default values is
+    read back exactly, so no field can be left out of ``load_settings``."""
+    wanted = Settings(
+        bootstrap_servers="kafka-1:9092,kafka-2:9092",
+        embedded_port=19092,
+        broker_start_timeout_ms=5_000,
+        replication_factor=3,
+        commands_topic="c",
+        events_topic="e",
+        prices_topic="p",
+        commands_partitions=8,
+        events_partitions=9,
+        prices_partitions=2,
+        snapshot_every_commands=500,
+        snapshot_every_ms=1_000,
+        snapshot_dir="/var/lib/exchange",
+        faucet_cap=2_500 * USDT,
+        default_leverage=10,
+        request_timeout_ms=40_000,
+        producer_linger_ms=0,
+        producer_max_batch_bytes=1_048_576,
+        consumer_fetch_max_wait_ms=100,
+        consumer_session_timeout_ms=6_000,
+        consumer_heartbeat_interval_ms=1_000,
+    )
+    defaults = msgspec.structs.asdict(Settings())
+    assert all(v != defaults[k] for k, v in msgspec.structs.asdict(wanted).items())
+    assert load_settings(as_env(wanted)) == wanted
+
+
+def test_variable_names() -> None:
+    assert env_var("bootstrap_servers") == "EXCHANGE_BOOTSTRAP_SERVERS"
+    assert env_var("snapshot_every_ms") == "EXCHANGE_SNAPSHOT_EVERY_MS"
+
+
+def test_other_variables_are_ignored() -> None:
+    assert load_settings({"PATH": "/bin", "EXCHANGEX": "1", "KAFKA_X": "y"}) == Settings()
+
+
+def test_values_are_normalized() -> None:
+    settings = load_settings(
+        {
+            "EXCHANGE_BOOTSTRAP_SERVERS": " a:1 , [::1]:9092 ",
+            "EXCHANGE_COMMANDS_PARTITIONS": " 12 ",
+            "EXCHANGE_FAUCET_CAP": "0.5",
+        }
+    )
+    assert settings.bootstrap_servers == "a:1,[::1]:9092"
+    assert settings.commands_partitions == 12
+    assert settings.faucet_cap == USDT // 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("EXCHANGE_COMMANDS_PARTITIONS", "0", "from 1 to 10000"),
+        ("EXCHANGE_COMMANDS_PARTITIONS", "four", "whole number"),
+        ("EXCHANGE_EVENTS_PARTITIONS", "2.5", "whole number"),
+        ("EXCHANGE_PRICES_PARTITIONS", "", "whole number"),
+        ("EXCHANGE_DEFAULT_LEVERAGE", "126", "from 1 to 125"),
+        ("EXCHANGE_SNAPSHOT_EVERY_COMMANDS", "-1", "from 0"),
+        ("EXCHANGE_EMBEDDED_PORT", "70000", "from 0 to 65535"),
+        ("EXCHANGE_CONSUMER_FETCH_MAX_WAIT_MS", "1", "from 2"),
+        ("EXCHANGE_PRODUCER_MAX_BATCH_BYTES", "2000000", "to 1048576"),
+        ("EXCHANGE_BOOTSTRAP_SERVERS", "kafka", "'kafka' is not host:port"),
+        ("EXCHANGE_BOOTSTRAP_SERVERS", "kafka:http", "is not host:port"),
+        ("EXCHANGE_BOOTSTRAP_SERVERS", "a:1,,b:2", "'' is not host:port"),
+        ("EXCHANGE_COMMANDS_TOPIC", "my commands", "Kafka topic name"),
+        ("EXCHANGE_EVENTS_TOPIC", "x" * 250, "Kafka topic name"),
+        ("EXCHANGE_SNAPSHOT_DIR", " ", "directory"),
+        ("EXCHANGE_FAUCET_CAP", "-5", "must be positive"),
+        ("EXCHANGE_FAUCET_CAP", "0.000000001", "not a multiple"),
+        ("EXCHANGE_FAUCET_CAP", "lots", "not a decimal number"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}={value!r}: ")
+    assert reason in message
+
+
+def test_an_unknown_variable_is_refused_with_a_suggestion() -> None:
+    """A misspelt variable would otherwise leave its setting at the default, silently."""
+    with pytest.raises(SettingsError, match=r"EXCHANGE_COMMAND_TOPIC is not a setting \(did you "):
+        load_settings({"EXCHANGE_COMMAND_TOPIC": "x"})
+    with pytest.raises(SettingsError, match=r"^EXCHANGE_ZZZ is not a setting$"):
+        load_settings({"EXCHANGE_ZZZ": "x"})
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        (
+            {"EXCHANGE_CONSUMER_HEARTBEAT_INTERVAL_MS": "2000"},
+            ["EXCHANGE_CONSUMER_HEARTBEAT_INTERVAL_MS", "EXCHANGE_CONSUMER_SESSION_TIMEOUT_MS"],
+        ),
+        (
+            {"EXCHANGE_CONSUMER_SESSION_TIMEOUT_MS": "30000"},
+            ["EXCHANGE_REQUEST_TIMEOUT_MS", "EXCHANGE_CONSUMER_SESSION_TIMEOUT_MS"],
+        ),
+        (
+            {"EXCHANGE_PRICES_TOPIC": "exchange.commands"},
+            ["EXCHANGE_PRICES_TOPIC", "EXCHANGE_COMMANDS_TOPIC"],
+        ),
+    ],
+)
+def test_contradictory_values_name_every_variable(env: dict[str, str], names: list[str]) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_topic_partitions() -> None:
+    settings = load_settings({"EXCHANGE_EVENTS_PARTITIONS": "6", "EXCHANGE_PRICES_TOPIC": "idx"})
+    assert settings.topic_partitions() == {"exchange.commands": 4, "exchange.events": 6, "idx": 4}
+
+
+async def test_client_configs_are_accepted_by_aiokafka() -> None:
+    """The keyword names are aiokafka's (a typo would be a TypeError here, not at deploy time),
+    and the fixed choices hold: acks=all, no idempotence, manual commits, earliest reset."""
+    settings = Settings()
+    producer_config, consumer_config = settings.producer_config(), settings.consumer_config("g")
+    assert producer_config["acks"] == "all"
+    assert producer_config["enable_idempotence"] is False
+    assert consumer_config["enable_auto_commit"] is False
+    assert consumer_config["auto_offset_reset"] == "earliest"
+    assert consumer_config["group_id"] == "g"
+    AIOKafkaProducer(**producer_config)  # constructed, never started: no broker needed
+    AIOKafkaConsumer(**consumer_config)
+
+
+def compose_environment(service: str) -> dict[str, str]:
+    """The ``EXCHANGE_*`` entries of one service's ``environment:`` mapping in the compose file.
+
+    A line scan rather than a YAML parser (the project has none): the file writes each service
+    at two spaces of indent and each variable as ``KEY: "value"`` on its own line.
+    """
+    env: dict[str, str] = {}
+    current = None
+    for line in COMPOSE.read_text().splitlines():
+        header = re.fullmatch(r"  ([a-z0-9_-]+):\s*", line)
+        if header:
+            current = header.group(1)
+            continue
+        entry = re.fullmatch(r"\s+(EXCHANGE_[A-Z0-9_]+):\s*\"?([^\"]*)\"?\s*", line)
+        if entry and current == service:
+            env[entry.group(1)] = entry.group(2)
+    return env
+
+
+def test_the_compose_engine_is_configured_by_valid_settings() -> None:
+    """docker-compose.yml configures the engine only through EXCHANGE_* variables; every one of
+    them must be a setting with a valid value, and point at the three Kafka brokers."""
+    env = compose_environment("engine")
+    assert "EXCHANGE_BOOTSTRAP_SERVERS" in env
+    settings = load_settings(env)
+    assert settings.bootstrap_servers == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert settings.replication_factor == 3
