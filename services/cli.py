@@ -5,6 +5,7 @@ stderr through structlog, so that they never corrupt that JSON.
 """
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import load
 from load.generate_orders import DEFAULT_LOT_SIZE, DEFAULT_TICK_SIZE
 from load.orderstream import KEPT_ERRORS, OrderStreamError
 from load.replay_orders import Replay, replay_file, replay_spec
+from services.settings import load_settings
 
 SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
 """A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
@@ -56,7 +58,22 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="replay the bundled sample order stream")
     run.set_defaults(handler=_run)
+
+    engine = commands.add_parser(
+        "engine",
+        help="run the engine service against the broker in EXCHANGE_BOOTSTRAP_SERVERS",
+        description="Consume the command topic, publish the event topic (EXCHANGE_* settings).",
+    )
+    engine.set_defaults(handler=_engine)
     return parser
+
+
+def _engine(_args: argparse.Namespace) -> int:
+    """Run until SIGTERM or SIGINT; then finish the batch, snapshot and close."""
+    from services.engine_main import run_engine
+
+    asyncio.run(run_engine(load_settings()))
+    return 0
 
 
 def _replay_orders(args: argparse.Namespace) -> int:

@@ -57,10 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The engine's event log: every effect of every command, in order."""
     prices_topic: str = "exchange.prices"
     """Index and mark prices, from the feeds and the oracle."""
-    commands_partitions: int = 4
-    """Partitions of the command topic: the unit over which markets are sharded to engines."""
-    events_partitions: int = 4
-    """Partitions of the event topic; the same count as commands keeps a market's shard aligned."""
+    commands_partitions: int = 1
+    """Partitions of the command topic. One engine is the single writer of the whole ledger
+    (cross margin spans markets), so it reads one partition, partition 0, in order."""
+    events_partitions: int = 1
+    """Partitions of the event topic; the engine writes partition 0."""
     prices_partitions: int = 4
     """Partitions of the price topic."""
 
