@@ -35,7 +35,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture
 async def kafka_settings(kafka_bootstrap: str) -> Settings:
-    """Settings that point at the session broker, with this test's own topics, created."""
+    """Settings that point at the session broker, with this test's own topics, created, four
+    partitions each, so that key routing across partitions is exercised."""
     suffix = uuid.uuid4().hex[:12]
     settings = msgspec.structs.replace(
         Settings(),
@@ -43,6 +44,9 @@ async def kafka_settings(kafka_bootstrap: str) -> Settings:
         commands_topic=f"commands-{suffix}",
         events_topic=f"events-{suffix}",
         prices_topic=f"prices-{suffix}",
+        commands_partitions=4,
+        events_partitions=4,
+        prices_partitions=4,
     )
     await create_topics(kafka_bootstrap, settings)
     return settings

@@ -159,7 +159,7 @@ def test_contradictory_values_name_every_variable(env: dict[str, str], names: li
 
 def test_topic_partitions() -> None:
     settings = load_settings({"EXCHANGE_EVENTS_PARTITIONS": "6", "EXCHANGE_PRICES_TOPIC": "idx"})
-    assert settings.topic_partitions() == {"exchange.commands": 4, "exchange.events": 6, "idx": 4}
+    assert settings.topic_partitions() == {"exchange.commands": 1, "exchange.events": 6, "idx": 4}
 
 
 async def test_client_configs_are_accepted_by_aiokafka() -> None:
