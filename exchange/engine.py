@@ -562,9 +562,7 @@ class Engine:
             return [_rejected(CommandError.NO_MARK_PRICE, "funding needs a mark price")]
         symbol = cmd.symbol
         holders = {
-            account_id: mine[symbol]
-            for account_id, mine in sorted(self.accounts.items())
-            if symbol in mine and mine[symbol].size
+            account_id: account for account_id, account in self.accounts_in(symbol) if account.size
         }
         sizes = {account_id: account.size for account_id, account in holders.items()}
         payments, remainder = margin.split_funding(sizes, mark, cmd.rate, market.multiplier)

@@ -5,16 +5,18 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from exchange.commands import PlaceOrder
 from exchange.default_markets import BTCUSDT, USDT
 from exchange.engine import Engine
 from exchange.engine_commands import Deposit, EngineCommand, OrderCommand
 from exchange.orders import Side
+from services.broker import create_topics
 from services.engine_service import CommandLog, EngineService
+from services.settings import Settings
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
 
 SPECS = (BTCUSDT,)
@@ -83,17 +85,17 @@ def test_snapshot_restores_engine_offset_and_dedupe_window() -> None:
 
 
 async def make_topics(bootstrap: str) -> tuple[str, str]:
-    """Fresh single-partition topic names per test (the broker cannot safely re-create a
-    deleted name): the engine is the single writer of one command partition."""
+    """Fresh topic names per test (the broker cannot safely re-create a deleted name), with
+    the default single partition of the engine's journal."""
     suffix = uuid.uuid4().hex[:8]
-    names = (f"commands-{suffix}", f"events-{suffix}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, 1, 1) for n in names])
-    finally:
-        await admin.close()
-    return names
+    settings = msgspec.structs.replace(
+        Settings(),
+        commands_topic=f"commands-{suffix}",
+        events_topic=f"events-{suffix}",
+        prices_topic=f"prices-{suffix}",
+    )
+    await create_topics(bootstrap, settings)
+    return settings.commands_topic, settings.events_topic
 
 
 async def produce(bootstrap: str, topic: str, records: list[bytes]) -> None:
