@@ -21,7 +21,12 @@ class CommandEnvelope(msgspec.Struct, frozen=True):
 
 
 class CommandBatch(msgspec.Struct, frozen=True):
+    """Commands that travel in one record. ``time`` is the producer's event time in ms (the
+    wall clock of a live feed or gateway, the data's own time in a replay): the engine's
+    clock, which never reads the machine's (it drives time-based snapshots)."""
+
     commands: list[CommandEnvelope]
+    time: int = 0
 
 
 class CommandResult(msgspec.Struct, frozen=True):
