@@ -7,9 +7,7 @@ stderr through structlog, so that they never corrupt that JSON.
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -17,21 +15,13 @@ import load
 from load.generate_orders import DEFAULT_LOT_SIZE, DEFAULT_TICK_SIZE
 from load.orderstream import KEPT_ERRORS, OrderStreamError
 from load.replay_orders import Replay, replay_file, replay_spec
+from services.logs import configure_logging
 from services.settings import load_settings
 
 SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
 """A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
 
 log = structlog.get_logger()
-
-
-def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
-    # Looked up per logger, not once: tests and tools swap sys.stderr.
-    return structlog.PrintLogger(sys.stderr)
-
-
-def configure_logging() -> None:
-    structlog.configure(logger_factory=_stderr_logger)
 
 
 def main(argv: list[str] | None = None) -> int:

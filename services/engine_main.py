@@ -4,32 +4,64 @@ import asyncio
 import signal
 from pathlib import Path
 
+import msgspec
 import structlog
 
 from exchange.default_markets import DEFAULT_MARKETS
+from exchange.market import MarketSpec
 from services.broker import create_topics
 from services.engine_service import EngineService
+from services.health import HealthServer
 from services.settings import Settings
 
 log = structlog.get_logger("engine")
 
 
-async def run_engine(settings: Settings) -> None:
-    """Create the topics if needed, then run until SIGTERM or SIGINT (graceful: the batch in
-    hand is finished and a snapshot written before the process exits)."""
-    await create_topics(settings.bootstrap_servers, settings)
-    service = EngineService(
+def load_markets(path: str) -> tuple[MarketSpec, ...]:
+    """The markets to trade: the JSON list of specs at ``path``, or the defaults for ""."""
+    if not path:
+        return DEFAULT_MARKETS
+    specs = msgspec.json.decode(Path(path).read_bytes(), type=tuple[MarketSpec, ...])
+    for spec in specs:
+        spec.validate()
+    return specs
+
+
+def engine_service(settings: Settings) -> EngineService:
+    return EngineService(
         bootstrap=settings.bootstrap_servers,
         commands_topic=settings.commands_topic,
         events_topic=settings.events_topic,
         snapshot_path=Path(settings.snapshot_dir) / "engine.snap",
-        specs=DEFAULT_MARKETS,
+        specs=load_markets(settings.markets_file),
         faucet_cap=settings.faucet_cap,
-        snapshot_every=settings.snapshot_every_commands or 2**62,
+        default_leverage=settings.default_leverage,
+        snapshot_every=settings.snapshot_every_commands,
+        snapshot_every_ms=settings.snapshot_every_ms,
     )
+
+
+async def run_engine(settings: Settings) -> None:
+    """Create the topics if needed, serve health, then run until SIGTERM or SIGINT (graceful:
+    the batch in hand is finished and a snapshot written before the process exits)."""
+    service = engine_service(settings)
+    await create_topics(settings.bootstrap_servers, settings)
+    health = HealthServer(
+        lambda: (service.ready.is_set(), service.status()),
+        host=settings.health_host,
+        port=settings.health_port,
+    )
+    await health.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("engine starting", bootstrap=settings.bootstrap_servers)
-    await service.run(stop)
+    log.info(
+        "engine_starting",
+        bootstrap=settings.bootstrap_servers,
+        health=f"http://{settings.health_host}:{health.port}/health/ready",
+    )
+    try:
+        await service.run(stop)
+    finally:
+        await health.stop()

@@ -33,20 +33,32 @@ log = structlog.get_logger("engine")
 
 
 class ServiceSnapshot(msgspec.Struct, frozen=True):
-    """What a snapshot file holds: the state after the command record at ``offset``."""
+    """What a snapshot file holds: the state after the command record at ``offset``, whose
+    event time was ``time``."""
 
     offset: int
     engine: EngineState
     recent: list[tuple[str, list[EngineEvent]]]
+    time: int = 0
+
+
+class SnapshotAheadOfLog(RuntimeError):
+    """The snapshot covers commands the command topic no longer has: the broker lost its log
+    (the embedded broker forgets everything when it restarts). Replaying would mix two
+    histories, so the engine refuses to start."""
 
 
 class CommandLog:
     """The engine plus the dedupe window: applies command records, no I/O."""
 
-    def __init__(self, engine: Engine, *, dedupe_window: int, offset: int = -1) -> None:
+    def __init__(
+        self, engine: Engine, *, dedupe_window: int, offset: int = -1, time: int = 0
+    ) -> None:
         self.engine = engine
         self.dedupe_window = dedupe_window
         self.offset = offset
+        self.time = time
+        """Event time (ms): the newest ``CommandBatch.time`` seen; it never goes back."""
         self.recent: OrderedDict[str, list[EngineEvent]] = OrderedDict()
 
     def apply(self, offset: int, payload: bytes) -> EventBatch:
@@ -55,13 +67,16 @@ class CommandLog:
         try:
             batch = COMMAND_DECODER.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("bad command record", offset=offset, error=str(exc))
+            log.warning("bad_command_record", offset=offset, error=str(exc))
             return EventBatch(offset, [], error=str(exc))
+        if batch.time > self.time:
+            self.time = batch.time
         results: list[CommandResult] = []
         recent = self.recent
         for envelope in batch.commands:
             original = recent.get(envelope.id)
             if original is not None:
+                log.info("duplicate_command", command_id=envelope.id, offset=offset)
                 results.append(CommandResult(envelope.id, original, duplicate=True))
                 continue
             events = self.engine.process(envelope.command)
@@ -72,16 +87,26 @@ class CommandLog:
         return EventBatch(offset, results)
 
     def snapshot(self) -> bytes:
-        state = ServiceSnapshot(self.offset, self.engine.snapshot(), list(self.recent.items()))
+        state = ServiceSnapshot(
+            self.offset, self.engine.snapshot(), list(self.recent.items()), self.time
+        )
         return ENCODER.encode(state)
 
     @classmethod
     def restore(
-        cls, data: bytes, specs: Sequence[MarketSpec], *, dedupe_window: int, faucet_cap: int
+        cls,
+        data: bytes,
+        specs: Sequence[MarketSpec],
+        *,
+        dedupe_window: int,
+        faucet_cap: int,
+        default_leverage: int = 20,
     ) -> "CommandLog":
         state = msgspec.msgpack.decode(data, type=ServiceSnapshot)
-        engine = Engine.restore(specs, state.engine, faucet_cap=faucet_cap)
-        restored = cls(engine, dedupe_window=dedupe_window, offset=state.offset)
+        engine = Engine.restore(
+            specs, state.engine, faucet_cap=faucet_cap, default_leverage=default_leverage
+        )
+        restored = cls(engine, dedupe_window=dedupe_window, offset=state.offset, time=state.time)
         restored.recent.update(state.recent)
         return restored
 
@@ -97,10 +122,26 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-async def last_published_offset(bootstrap: str, events_topic: str) -> int:
-    """The command offset of the newest event record (-1 if none), read to the end of the log
-    (the embedded broker's ``end_offsets`` is wrong when the newest batch holds several
-    records, so the end is found by reading, bounded by ``highwater``)."""
+async def _log_end(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int:
+    """The end offset of an assigned partition, learned from a fetch's high watermark: the
+    embedded broker's ``end_offsets`` is wrong when its newest batch holds several records."""
+    await consumer.seek_to_beginning(partition)
+    for _ in range(200):  # a fetch answers within fetch_max_wait_ms; 200 tries is ~10 s
+        await consumer.getmany(partition, timeout_ms=50, max_records=1)
+        end: int | None = consumer.highwater(partition)
+        if end is not None:
+            return end
+    raise TimeoutError(f"no fetch answer from {partition.topic}[{partition.partition}]")
+
+
+async def last_published_offset(bootstrap: str, events_topic: str, *, tail: int = 100) -> int:
+    """The command offset of the newest event record, or -1 if there is none.
+
+    Only the last ``tail`` records are read, however long the log: the engine is the one
+    writer of the topic and writes in command order, so the newest is among them. The read
+    goes on past the high watermark until a fetch comes back empty, in case the watermark
+    lags (as the embedded broker's end offsets do).
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
     )
@@ -108,7 +149,8 @@ async def last_published_offset(bootstrap: str, events_topic: str) -> int:
     try:
         partition = TopicPartition(events_topic, 0)
         consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
+        end = await _log_end(consumer, partition)
+        consumer.seek(partition, max(0, end - tail))
         newest = -1
         while True:
             batches = await consumer.getmany(partition, timeout_ms=200, max_records=10_000)
@@ -116,12 +158,20 @@ async def last_published_offset(bootstrap: str, events_topic: str) -> int:
             for record in records:
                 assert record.value is not None
                 newest = max(newest, EVENT_DECODER.decode(record.value).offset)
-            highwater = consumer.highwater(partition)
-            position = await consumer.position(partition)
-            if not records and (highwater is None or position >= highwater):
+            if not records and await consumer.position(partition) >= end:
                 return newest
     finally:
         await consumer.stop()
+
+
+class EngineStatus(msgspec.Struct, frozen=True):
+    """What the health endpoint reports. ``ready``: the engine has caught up with the events
+    it had published before a restart and is now answering new commands."""
+
+    ready: bool
+    offset: int
+    published: int
+    time: int
 
 
 class EngineService:
@@ -136,19 +186,30 @@ class EngineService:
         snapshot_path: Path,
         specs: Sequence[MarketSpec],
         faucet_cap: int,
+        default_leverage: int = 20,
         snapshot_every: int = 10_000,
+        snapshot_every_ms: int = 0,
         dedupe_window: int = 100_000,
     ) -> None:
+        """``snapshot_every`` commands or ``snapshot_every_ms`` of event time since the last
+        snapshot trigger the next one, whichever comes first; 0 turns a trigger off."""
         self.bootstrap = bootstrap
         self.commands_topic = commands_topic
         self.events_topic = events_topic
         self.snapshot_path = snapshot_path
         self.specs = specs
         self.faucet_cap = faucet_cap
+        self.default_leverage = default_leverage
         self.snapshot_every = snapshot_every
+        self.snapshot_every_ms = snapshot_every_ms
         self.dedupe_window = dedupe_window
         self.ready = asyncio.Event()
+        self.published = -1
         self.log = self._load()
+
+    def status(self) -> EngineStatus:
+        log_ = self.log
+        return EngineStatus(self.ready.is_set(), log_.offset, self.published, log_.time)
 
     def _load(self) -> CommandLog:
         if self.snapshot_path.exists():
@@ -157,19 +218,28 @@ class EngineService:
                 self.specs,
                 dedupe_window=self.dedupe_window,
                 faucet_cap=self.faucet_cap,
+                default_leverage=self.default_leverage,
             )
-            log.info("snapshot loaded", offset=restored.offset, path=str(self.snapshot_path))
+            log.info("snapshot_loaded", offset=restored.offset, path=str(self.snapshot_path))
             return restored
-        engine = Engine(self.specs, faucet_cap=self.faucet_cap)
+        engine = Engine(
+            self.specs, faucet_cap=self.faucet_cap, default_leverage=self.default_leverage
+        )
         return CommandLog(engine, dedupe_window=self.dedupe_window)
 
     def _snapshot(self) -> None:
         write_atomically(self.snapshot_path, self.log.snapshot())
-        log.info("snapshot written", offset=self.log.offset)
+        log.info("snapshot_written", offset=self.log.offset, event_time=self.log.time)
+
+    def _snapshot_due(self, commands: int, since_time: int) -> bool:
+        every, every_ms = self.snapshot_every, self.snapshot_every_ms
+        return bool(
+            (every and commands >= every) or (every_ms and self.log.time - since_time >= every_ms)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, snapshot and close."""
-        published = await last_published_offset(self.bootstrap, self.events_topic)
+        self.published = published = await last_published_offset(self.bootstrap, self.events_topic)
         partition = TopicPartition(self.commands_topic, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
@@ -187,29 +257,38 @@ class EngineService:
         await producer.start()
         try:
             consumer.assign([partition])
+            end = await _log_end(consumer, partition)
+            if self.log.offset >= end:
+                raise SnapshotAheadOfLog(
+                    f"the snapshot covers command offset {self.log.offset} but "
+                    f"{self.commands_topic} ends at {end}: remove {self.snapshot_path} "
+                    "(the broker lost its log) or point the engine at the right broker"
+                )
             consumer.seek(partition, self.log.offset + 1)
-            log.info("engine started", resume_from=self.log.offset + 1, published=published)
-            self.ready.set()
-            since_snapshot = 0
+            log.info("engine_started", resume_from=self.log.offset + 1, published=published)
+            since_commands, since_time = 0, self.log.time
             while not stop.is_set():
+                if self.log.offset >= published:
+                    self.ready.set()
                 batches = await consumer.getmany(partition, timeout_ms=50, max_records=1_000)
                 pending = []
                 for record in batches.get(partition, []):
                     assert record.value is not None
                     result = self.log.apply(record.offset, record.value)
-                    since_snapshot += 1
+                    since_commands += len(result.results) or 1
                     if record.offset > published:
                         pending.append(
                             await producer.send(self.events_topic, ENCODER.encode(result))
                         )
                 if pending:
                     await asyncio.gather(*pending)
-                if since_snapshot >= self.snapshot_every:
+                if self._snapshot_due(since_commands, since_time):
                     self._snapshot()
-                    since_snapshot = 0
-            if since_snapshot:
+                    since_commands, since_time = 0, self.log.time
+            if since_commands:
                 self._snapshot()
         finally:
+            self.ready.clear()
             await producer.stop()
             await consumer.stop()
-            log.info("engine stopped", offset=self.log.offset)
+            log.info("engine_stopped", offset=self.log.offset)

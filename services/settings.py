@@ -79,6 +79,46 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_leverage: int = 20
     """Leverage of an account in a market it has not set one for (Binance's default, 20x)."""
 
+    # The market feed and the market maker (docs/market-feed-and-maker.md): until the oracle
+    # exists, the feed replays a real BTCUSDT recording as index ticks and the maker quotes
+    # around the latest index, so that a user has prices and someone to trade with.
+    feed_file: str = ""
+    """Index sample the feed replays (``services/feed_sample.py`` format, ``.gz`` allowed), as
+    BTCUSDT; empty for the bundled recording."""
+    feed_speed: int = 1
+    """Replay pace: the recording's own time between ticks divided by this."""
+    maker_account: int = 1_000_000
+    """The market maker's account, reserved for it; its order ids are ``account << 32 | n``,
+    so it must stay below 2**31."""
+    maker_deposit: int = 100_000 * USDT
+    """The maker tops its wallet up to this from the faucet on start, in minor units (written
+    in USDT like the faucet cap, and at most the cap)."""
+    maker_leverage: int = 10
+    """Leverage the maker sets in every market on start."""
+    maker_levels: int = 5
+    """Orders per side of the maker's ladder."""
+    maker_spread_bps: int = 10
+    """Distance between the maker's best bid and best ask, in basis points of the index."""
+    maker_step_bps: int = 5
+    """Distance between two levels of one side, in basis points of the index."""
+    maker_level_qty: int = 20
+    """Quantity of one level, in lots (20 lots = 0.02 BTC on BTCUSDT)."""
+    maker_max_position: int = 500
+    """Largest position the maker may reach, in lots, even if every order of one side fills:
+    each side quotes at most the room left (0.5 BTC on BTCUSDT)."""
+    maker_requote_bps: int = 2
+    """The maker requotes when the index moves this far from the one it quoted around."""
+    maker_min_requote_ms: int = 500
+    """Least time between two requotes: bounds the maker's command rate (one record each)."""
+    markets_file: str = ""
+    """A JSON list of market specs (``exchange.market.MarketSpec`` fields) to trade instead of
+    the default BTCUSDT and ETHUSDT perpetuals (``exchange.default_markets``); "" = those."""
+    health_port: int = 8080
+    """Loopback port of the service's HTTP health endpoint (``/health/live``,
+    ``/health/ready``); 0 picks a free one and logs it."""
+    health_host: str = "127.0.0.1"
+    """Interface the health endpoint binds; ``0.0.0.0`` in a container."""
+
     # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
     # what the exactly-once design rests on and what the embedded broker supports.
     request_timeout_ms: int = 30_000
@@ -178,6 +218,12 @@ def _bootstrap(text: str) -> str:
     return ",".join(servers)
 
 
+def _host(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", text):
+        raise ValueError("expected a host name or an IP address")
+    return text
+
+
 def _path(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a directory path")
@@ -190,6 +236,10 @@ def _usdt(text: str) -> int:
         return to_units(text, Decimal(1) / USDT, "amount")
     except UnitError as error:
         raise ValueError(str(error)) from None
+
+
+def _in_usdt(units: int) -> str:
+    return f"{Decimal(units) / USDT:f}"
 
 
 _MS_DAY = 86_400_000
@@ -209,6 +259,23 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "snapshot_dir": _path,
     "faucet_cap": _usdt,
     "default_leverage": _integer(1, 125),
+    "feed_file": str,
+    "feed_speed": _integer(1, 10_000),
+    # The maker's order ids put its account above 32 bits of sequence: below 2**63 in all.
+    "maker_account": _integer(1, 2**31 - 1),
+    "maker_deposit": _usdt,
+    "maker_leverage": _integer(1, 125),
+    "maker_levels": _integer(1, 100),
+    "maker_spread_bps": _integer(1, 5_000),
+    "maker_step_bps": _integer(0, 1_000),
+    "maker_level_qty": _integer(1, 1_000_000),
+    "maker_max_position": _integer(1, 1_000_000_000),
+    "maker_requote_bps": _integer(1, 1_000),
+    # Faster than ten records a second would make the maker the busiest client of the engine.
+    "maker_min_requote_ms": _integer(100, 3_600_000),
+    "markets_file": str,
+    "health_port": _integer(0, 65_535),
+    "health_host": _host,
     "request_timeout_ms": _integer(1_000, _MS_DAY),
     "producer_linger_ms": _integer(0, 60_000),
     "producer_max_batch_bytes": _integer(1_024, 1_048_576),
@@ -259,6 +326,11 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             f"{env_var('request_timeout_ms')} ({settings.request_timeout_ms}) must exceed "
             f"{env_var('consumer_session_timeout_ms')} ({settings.consumer_session_timeout_ms})"
+        )
+    if settings.maker_deposit > settings.faucet_cap:
+        raise SettingsError(
+            f"{env_var('maker_deposit')} ({_in_usdt(settings.maker_deposit)}) must not exceed "
+            f"{env_var('faucet_cap')} ({_in_usdt(settings.faucet_cap)}): the faucet refuses more"
         )
     topics = ("commands_topic", "events_topic", "prices_topic")
     seen: dict[str, str] = {}
