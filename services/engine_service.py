@@ -282,6 +282,8 @@ class EngineService:
                         )
                 if pending:
                     await asyncio.gather(*pending)
+                if not since_time:  # event time starts at the first batch that has one
+                    since_time = self.log.time
                 if self._snapshot_due(since_commands, since_time):
                     self._snapshot()
                     since_commands, since_time = 0, self.log.time

@@ -5,6 +5,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -15,7 +16,14 @@ from exchange.engine import Engine
 from exchange.engine_commands import Deposit, EngineCommand, OrderCommand
 from exchange.orders import Side
 from services.broker import create_topics
-from services.engine_service import CommandLog, EngineService
+from services.engine_service import (
+    CommandLog,
+    EngineService,
+    EngineStatus,
+    SnapshotAheadOfLog,
+    last_published_offset,
+)
+from services.health import HealthServer
 from services.settings import Settings
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
 
@@ -185,3 +193,92 @@ async def test_restart_publishes_every_result_once_and_keeps_the_state(
     assert second.log.engine.state_hash() == uninterrupted_hash(cmds)
     trades = sum(1 for e in events for r in e.results for ev in r.events if "trade" in repr(ev))
     assert trades > 0
+
+
+async def wait_for_file_offset(path: Path, offset: int) -> None:
+    for _ in range(400):
+        if path.exists() and msgspec.msgpack.decode(path.read_bytes())["offset"] == offset:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"no snapshot at offset {offset}")
+
+
+async def test_snapshots_follow_event_time(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """With the command trigger off, a snapshot is due once the batches' event time has
+    moved ``snapshot_every_ms`` past the last one; the machine's clock plays no part."""
+    topics = await make_topics(kafka_bootstrap)
+    path = tmp_path / "engine.snap"
+    engine = service(kafka_bootstrap, topics, path, every=0)
+    engine.snapshot_every_ms = 1_000
+    stop, task = await start(engine)
+    deposit = Deposit(account=1, amount=USDT)
+    for offset, at in enumerate([5_000, 5_999, 6_000, 6_500, 7_100]):
+        record = ENCODER.encode(CommandBatch([CommandEnvelope(f"d{offset}", deposit)], time=at))
+        await produce(kafka_bootstrap, topics[0], [record])
+        await read_events(kafka_bootstrap, topics[1], offset + 1)
+        if offset == 1:
+            assert not path.exists()  # 999 ms of event time: not yet
+        if offset == 2:
+            await wait_for_file_offset(path, 2)
+        if offset == 3:
+            assert msgspec.msgpack.decode(path.read_bytes())["offset"] == 2
+    await wait_for_file_offset(path, 4)
+    stop.set()
+    await asyncio.wait_for(task, 20)
+
+
+async def test_a_snapshot_ahead_of_the_log_is_refused(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """An emptied broker (the embedded one forgets all on restart) must not be mistaken for
+    a log to resume: replaying it onto a later snapshot would mix two histories."""
+    log = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10)
+    for offset in range(3):
+        log.apply(offset, batch([(f"id-{offset}", Deposit(account=1, amount=USDT))]))
+    path = tmp_path / "engine.snap"
+    path.write_bytes(log.snapshot())
+    topics = await make_topics(kafka_bootstrap)
+    stale = service(kafka_bootstrap, topics, path, every=10)
+    with pytest.raises(SnapshotAheadOfLog, match="covers command offset 2"):
+        await asyncio.wait_for(stale.run(asyncio.Event()), 20)
+
+
+async def test_the_newest_published_offset_is_read_from_the_tail(kafka_bootstrap: str) -> None:
+    topics = await make_topics(kafka_bootstrap)
+    assert await last_published_offset(kafka_bootstrap, topics[1]) == -1
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(topics[1], ENCODER.encode(EventBatch(offset, [])))
+            for offset in range(3_000)
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    assert await last_published_offset(kafka_bootstrap, topics[1], tail=10) == 2_999
+
+
+async def test_readiness_is_served_over_http(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topics = await make_topics(kafka_bootstrap)
+    engine = service(kafka_bootstrap, topics, tmp_path / "engine.snap", every=10)
+    health = HealthServer(lambda: (engine.ready.is_set(), engine.status()))
+    await health.start()
+    url = f"http://127.0.0.1:{health.port}/health"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/ready") as response:
+                assert response.status == 503  # not started
+            async with session.get(f"{url}/live") as response:
+                assert response.status == 200
+            stop, task = await start(engine)
+            await produce(
+                kafka_bootstrap, topics[0], [batch([("a", Deposit(account=1, amount=1))])]
+            )
+            await read_events(kafka_bootstrap, topics[1], 1)
+            async with session.get(f"{url}/ready") as response:
+                assert response.status == 200
+                body = msgspec.json.decode(await response.read(), type=EngineStatus)
+            assert body.ready and body.offset == 0
+            stop.set()
+            await asyncio.wait_for(task, 20)
+    finally:
+        await health.stop()
