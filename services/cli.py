@@ -7,6 +7,8 @@ stderr through structlog, so that they never corrupt that JSON.
 import argparse
 import asyncio
 import json
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -16,7 +18,7 @@ from load.generate_orders import DEFAULT_LOT_SIZE, DEFAULT_TICK_SIZE
 from load.orderstream import KEPT_ERRORS, OrderStreamError
 from load.replay_orders import Replay, replay_file, replay_spec
 from services.logs import configure_logging
-from services.settings import load_settings
+from services.settings import Settings, load_settings
 
 SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
 """A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
@@ -55,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Consume the command topic, publish the event topic (EXCHANGE_* settings).",
     )
     engine.set_defaults(handler=_engine)
+
+    feed = commands.add_parser(
+        "feed",
+        help="replay the bundled BTCUSDT recording as live index ticks on the price topic",
+        description="Publish index ticks until SIGTERM or SIGINT (EXCHANGE_* settings).",
+    )
+    feed.set_defaults(handler=_feed)
+
+    maker = commands.add_parser(
+        "market-maker",
+        help="quote post-only ladders around the index from the maker's own account",
+        description="Quote until SIGTERM or SIGINT, then cancel the quotes (EXCHANGE_* settings).",
+    )
+    maker.set_defaults(handler=_market_maker)
     return parser
 
 
@@ -64,6 +80,35 @@ def _engine(_args: argparse.Namespace) -> int:
 
     asyncio.run(run_engine(load_settings()))
     return 0
+
+
+def _feed(_args: argparse.Namespace) -> int:
+    from services.feed_sample import FeedSampleError
+    from services.market_feed import run_feed
+
+    try:
+        asyncio.run(_until_signalled(run_feed))
+    except FeedSampleError as error:
+        log.error("feed_failed", error=str(error))
+        return 1
+    return 0
+
+
+def _market_maker(_args: argparse.Namespace) -> int:
+    from services.market_maker import run_market_maker
+
+    asyncio.run(_until_signalled(run_market_maker))
+    return 0
+
+
+async def _until_signalled(service: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``service`` with the ``EXCHANGE_*`` settings until SIGTERM or SIGINT sets its stop
+    event; it then finishes what it is doing and closes its clients."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service(load_settings(), stop)
 
 
 def _replay_orders(args: argparse.Namespace) -> int:

@@ -278,7 +278,9 @@ class EngineService:
                     since_commands += len(result.results) or 1
                     if record.offset > published:
                         pending.append(
-                            await producer.send(self.events_topic, ENCODER.encode(result))
+                            await producer.send(
+                                self.events_topic, ENCODER.encode(result), partition=0
+                            )
                         )
                 if pending:
                     await asyncio.gather(*pending)

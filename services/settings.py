@@ -79,10 +79,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_leverage: int = 20
     """Leverage of an account in a market it has not set one for (Binance's default, 20x)."""
 
+    markets_file: str = ""
+    """A JSON list of market specs (``exchange.market.MarketSpec`` fields) to trade instead of
+    the default BTCUSDT and ETHUSDT perpetuals (``exchange.default_markets``); "" = those."""
+    health_port: int = 8080
+    """Loopback port of the service's HTTP health endpoint (``/health/live``,
+    ``/health/ready``); 0 picks a free one and logs it."""
+    health_host: str = "127.0.0.1"
+    """Interface the health endpoint binds; ``0.0.0.0`` in a container."""
+
     # The market feed and the market maker (docs/market-feed-and-maker.md): until the oracle
     # exists, the feed replays a real BTCUSDT recording as index ticks and the maker quotes
     # around the latest index, so that a user has prices and someone to trade with.
-    feed_file: str = ""
+    feed_sample: str = ""
     """Index sample the feed replays (``services/feed_sample.py`` format, ``.gz`` allowed), as
     BTCUSDT; empty for the bundled recording."""
     feed_speed: int = 1
@@ -91,8 +100,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The market maker's account, reserved for it; its order ids are ``account << 32 | n``,
     so it must stay below 2**31."""
     maker_deposit: int = 100_000 * USDT
-    """The maker tops its wallet up to this from the faucet on start, in minor units (written
-    in USDT like the faucet cap, and at most the cap)."""
+    """The maker tops its wallet up to this (at most the faucet cap) on start, in minor units;
+    written in USDT like the faucet cap."""
     maker_leverage: int = 10
     """Leverage the maker sets in every market on start."""
     maker_levels: int = 5
@@ -110,14 +119,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The maker requotes when the index moves this far from the one it quoted around."""
     maker_min_requote_ms: int = 500
     """Least time between two requotes: bounds the maker's command rate (one record each)."""
-    markets_file: str = ""
-    """A JSON list of market specs (``exchange.market.MarketSpec`` fields) to trade instead of
-    the default BTCUSDT and ETHUSDT perpetuals (``exchange.default_markets``); "" = those."""
-    health_port: int = 8080
-    """Loopback port of the service's HTTP health endpoint (``/health/live``,
-    ``/health/ready``); 0 picks a free one and logs it."""
-    health_host: str = "127.0.0.1"
-    """Interface the health endpoint binds; ``0.0.0.0`` in a container."""
 
     # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
     # what the exactly-once design rests on and what the embedded broker supports.
@@ -238,10 +239,6 @@ def _usdt(text: str) -> int:
         raise ValueError(str(error)) from None
 
 
-def _in_usdt(units: int) -> str:
-    return f"{Decimal(units) / USDT:f}"
-
-
 _MS_DAY = 86_400_000
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "bootstrap_servers": _bootstrap,
@@ -259,7 +256,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "snapshot_dir": _path,
     "faucet_cap": _usdt,
     "default_leverage": _integer(1, 125),
-    "feed_file": str,
+    "markets_file": str,
+    "health_port": _integer(0, 65_535),
+    "health_host": _host,
+    "feed_sample": str,
     "feed_speed": _integer(1, 10_000),
     # The maker's order ids put its account above 32 bits of sequence: below 2**63 in all.
     "maker_account": _integer(1, 2**31 - 1),
@@ -273,9 +273,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "maker_requote_bps": _integer(1, 1_000),
     # Faster than ten records a second would make the maker the busiest client of the engine.
     "maker_min_requote_ms": _integer(100, 3_600_000),
-    "markets_file": str,
-    "health_port": _integer(0, 65_535),
-    "health_host": _host,
     "request_timeout_ms": _integer(1_000, _MS_DAY),
     "producer_linger_ms": _integer(0, 60_000),
     "producer_max_batch_bytes": _integer(1_024, 1_048_576),
@@ -326,11 +323,6 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             f"{env_var('request_timeout_ms')} ({settings.request_timeout_ms}) must exceed "
             f"{env_var('consumer_session_timeout_ms')} ({settings.consumer_session_timeout_ms})"
-        )
-    if settings.maker_deposit > settings.faucet_cap:
-        raise SettingsError(
-            f"{env_var('maker_deposit')} ({_in_usdt(settings.maker_deposit)}) must not exceed "
-            f"{env_var('faucet_cap')} ({_in_usdt(settings.faucet_cap)}): the faucet refuses more"
         )
     topics = ("commands_topic", "events_topic", "prices_topic")
     seen: dict[str, str] = {}

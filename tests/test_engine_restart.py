@@ -66,7 +66,6 @@ def engine_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "snapshot_every_ms": "2500",
         "markets_file": str(markets),
         "faucet_cap": f"{FAUCET_CAP / 10**8:.8f}",
-        "maker_deposit": f"{FAUCET_CAP / 10**8:.8f}",
         "health_port": "0",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}

@@ -19,9 +19,11 @@ COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 
 
 def as_env(settings: Settings) -> dict[str, str]:
-    """The environment that describes ``settings`` (the faucet cap is written in USDT)."""
+    """The environment that describes ``settings`` (the faucet cap and the maker's deposit
+    are written in USDT)."""
     env = {env_var(name): str(value) for name, value in msgspec.structs.asdict(settings).items()}
     env["EXCHANGE_FAUCET_CAP"] = str(settings.faucet_cap // USDT)
+    env["EXCHANGE_MAKER_DEPOSIT"] = str(settings.maker_deposit // USDT)
     return env
 
 
@@ -60,6 +62,18 @@ def test_every_field_is_read_from_its_variable() -> None:
         snapshot_dir="/var/lib/exchange",
         faucet_cap=2_500 * USDT,
         default_leverage=10,
+        feed_sample="/data/feed.csv.gz",
+        feed_speed=60,
+        maker_account=7,
+        maker_deposit=2_000 * USDT,
+        maker_leverage=5,
+        maker_levels=3,
+        maker_spread_bps=20,
+        maker_step_bps=0,
+        maker_level_qty=100,
+        maker_max_position=1_000,
+        maker_requote_bps=10,
+        maker_min_requote_ms=1_000,
         markets_file="/etc/exchange/markets.json",
         health_port=9000,
         health_host="0.0.0.0",
@@ -118,6 +132,11 @@ def test_values_are_normalized() -> None:
         ("EXCHANGE_FAUCET_CAP", "-5", "must be positive"),
         ("EXCHANGE_FAUCET_CAP", "0.000000001", "not a multiple"),
         ("EXCHANGE_FAUCET_CAP", "lots", "not a decimal number"),
+        ("EXCHANGE_FEED_SPEED", "0", "from 1 to 10000"),
+        ("EXCHANGE_MAKER_ACCOUNT", str(2**31), "to 2147483647"),
+        ("EXCHANGE_MAKER_DEPOSIT", "0", "must be positive"),
+        ("EXCHANGE_MAKER_SPREAD_BPS", "0", "from 1 to 5000"),
+        ("EXCHANGE_MAKER_MIN_REQUOTE_MS", "10", "from 100"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, reason: str) -> None:
