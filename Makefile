@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/exchange run
+	$(BIN)/exchange up
 
 test: $(STAMP) compose-check
 	$(BIN)/ruff check .

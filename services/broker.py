@@ -203,8 +203,15 @@ def _spawn(binary: str, port: int) -> EmbeddedBroker:
     command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
     command += ["--storage-engine", "memory://tansu/"]
     try:
+        # A session of its own: a Ctrl-C in the terminal must reach only its owner, which
+        # stops the broker last, after the services that still need it.
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     except OSError as error:
         log.close()

@@ -18,7 +18,7 @@ from load.generate_orders import DEFAULT_LOT_SIZE, DEFAULT_TICK_SIZE
 from load.orderstream import KEPT_ERRORS, OrderStreamError
 from load.replay_orders import Replay, replay_file, replay_spec
 from services.logs import configure_logging
-from services.settings import Settings, load_settings
+from services.settings import Settings, SettingsError, load_settings
 
 SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
 """A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
@@ -29,7 +29,11 @@ log = structlog.get_logger()
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = _parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except SettingsError as error:
+        log.error("bad_settings", error=str(error))
+        return 2
     return code
 
 
@@ -48,8 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--trades", metavar="OUT.jsonl", help="write every trade to this file")
     replay.set_defaults(handler=_replay_orders)
 
-    run = commands.add_parser("run", help="replay the bundled sample order stream")
-    run.set_defaults(handler=_run)
+    sample = commands.add_parser("replay-sample", help="replay the bundled sample order stream")
+    sample.set_defaults(handler=_replay_sample)
+
+    up = commands.add_parser(
+        "up",
+        help="run the whole exchange on the embedded broker until Ctrl-C",
+        description="Start the embedded broker and every service; print where to connect.",
+    )
+    up.set_defaults(handler=_up)
 
     engine = commands.add_parser(
         "engine",
@@ -74,11 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _up(_args: argparse.Namespace) -> int:
+    from services.up import run_up
+
+    return asyncio.run(run_up(load_settings()))
+
+
 def _engine(_args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT; then finish the batch, snapshot and close."""
     from services.engine_main import run_engine
 
-    asyncio.run(run_engine(load_settings()))
+    asyncio.run(_until_signalled(run_engine))
     return 0
 
 
@@ -115,7 +132,7 @@ def _replay_orders(args: argparse.Namespace) -> int:
     return _replay(args.file, args.tick_size, args.lot_size, args.trades)
 
 
-def _run(_args: argparse.Namespace) -> int:
+def _replay_sample(_args: argparse.Namespace) -> int:
     return _replay(str(SAMPLE_STREAM), DEFAULT_TICK_SIZE, DEFAULT_LOT_SIZE, None)
 
 

@@ -1,7 +1,6 @@
 """``exchange engine``: the engine service as a process, configured by ``services.settings``."""
 
 import asyncio
-import signal
 from pathlib import Path
 
 import msgspec
@@ -41,9 +40,9 @@ def engine_service(settings: Settings) -> EngineService:
     )
 
 
-async def run_engine(settings: Settings) -> None:
-    """Create the topics if needed, serve health, then run until SIGTERM or SIGINT (graceful:
-    the batch in hand is finished and a snapshot written before the process exits)."""
+async def run_engine(settings: Settings, stop: asyncio.Event) -> None:
+    """Create the topics if needed, serve health, then run until ``stop`` is set (graceful:
+    the batch in hand is finished and a snapshot written before it returns)."""
     service = engine_service(settings)
     await create_topics(settings.bootstrap_servers, settings)
     health = HealthServer(
@@ -52,10 +51,6 @@ async def run_engine(settings: Settings) -> None:
         port=settings.health_port,
     )
     await health.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     log.info(
         "engine_starting",
         bootstrap=settings.bootstrap_servers,

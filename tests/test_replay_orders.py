@@ -141,8 +141,8 @@ def test_cli_replay_orders(
     assert len(out.read_text().splitlines()) == 3
 
 
-def test_cli_run_replays_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run"]) == 0
+def test_cli_replays_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay-sample"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["commands"] == 20_000
     assert summary["malformed_rows"] == 0
