@@ -5,11 +5,11 @@ embedded and the compose deployment differ only in these values, so a value sile
 misread would make the two deployments differ in ways no other test would catch.
 """
 
-import re
 from pathlib import Path
 
 import msgspec
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from exchange.default_markets import USDT
@@ -199,22 +199,11 @@ async def test_client_configs_are_accepted_by_aiokafka() -> None:
 
 
 def compose_environment(service: str) -> dict[str, str]:
-    """The ``EXCHANGE_*`` entries of one service's ``environment:`` mapping in the compose file.
-
-    A line scan rather than a YAML parser (the project has none): the file writes each service
-    at two spaces of indent and each variable as ``KEY: "value"`` on its own line.
-    """
-    env: dict[str, str] = {}
-    current = None
-    for line in COMPOSE.read_text().splitlines():
-        header = re.fullmatch(r"  ([a-z0-9_-]+):\s*", line)
-        if header:
-            current = header.group(1)
-            continue
-        entry = re.fullmatch(r"\s+(EXCHANGE_[A-Z0-9_]+):\s*\"?([^\"]*)\"?\s*", line)
-        if entry and current == service:
-            env[entry.group(1)] = entry.group(2)
-    return env
+    """The ``EXCHANGE_*`` entries of one service's ``environment:`` in the compose file, with
+    its YAML merge keys (the shared ``x-exchange-env``) resolved as Compose resolves them."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    environment = services[service]["environment"]
+    return {k: str(v) for k, v in environment.items() if k.startswith("EXCHANGE_")}
 
 
 def test_the_compose_engine_is_configured_by_valid_settings() -> None:
@@ -225,3 +214,11 @@ def test_the_compose_engine_is_configured_by_valid_settings() -> None:
     settings = load_settings(env)
     assert settings.bootstrap_servers == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     assert settings.replication_factor == 3
+
+
+@pytest.mark.parametrize("service", ["feed", "market-maker"])
+def test_the_other_compose_services_share_the_engines_broker_and_topics(service: str) -> None:
+    engine, other = load_settings(compose_environment("engine")), compose_environment(service)
+    settings = load_settings(other)
+    for field in ("bootstrap_servers", "commands_topic", "events_topic", "prices_topic"):
+        assert getattr(settings, field) == getattr(engine, field)
