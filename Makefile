@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean compose-check
+.PHONY: run test lint bench bench-service clean compose-check
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ compose-check:
 
 bench: $(STAMP)
 	$(BIN)/python -m load.bench_matching
+
+# The engine service through the embedded broker against a bare echo service (about a minute).
+bench-service: $(STAMP)
+	$(BIN)/python -m load.bench_engine_service
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,7 @@ from exchange.market import MarketSpec
 from services.wire import COMMAND_DECODER, ENCODER, EVENT_DECODER, CommandResult, EventBatch
 
 log = structlog.get_logger("engine")
+_EVENTS_DECODER = msgspec.msgpack.Decoder(list[EngineEvent])
 
 
 class ServiceSnapshot(msgspec.Struct, frozen=True):
@@ -38,7 +39,8 @@ class ServiceSnapshot(msgspec.Struct, frozen=True):
 
     offset: int
     engine: EngineState
-    recent: list[tuple[str, list[EngineEvent]]]
+    recent: list[tuple[str, msgspec.Raw]]
+    """Each command's events as msgpack (``list[EngineEvent]``): the same bytes on disk."""
     time: int = 0
 
 
@@ -59,7 +61,9 @@ class CommandLog:
         self.offset = offset
         self.time = time
         """Event time (ms): the newest ``CommandBatch.time`` seen; it never goes back."""
-        self.recent: OrderedDict[str, list[EngineEvent]] = OrderedDict()
+        self.recent: OrderedDict[str, msgspec.Raw] = OrderedDict()
+        """The dedupe window: each id's events kept encoded, one untracked object per command
+        instead of a list of structs that every full garbage collection would walk."""
 
     def apply(self, offset: int, payload: bytes) -> EventBatch:
         """Apply the command record at ``offset``; return the one event record for it."""
@@ -77,10 +81,11 @@ class CommandLog:
             original = recent.get(envelope.id)
             if original is not None:
                 log.info("duplicate_command", command_id=envelope.id, offset=offset)
-                results.append(CommandResult(envelope.id, original, duplicate=True))
+                events = _EVENTS_DECODER.decode(original)
+                results.append(CommandResult(envelope.id, events, duplicate=True))
                 continue
             events = self.engine.process(envelope.command)
-            recent[envelope.id] = events
+            recent[envelope.id] = msgspec.Raw(ENCODER.encode(events))
             if len(recent) > self.dedupe_window:
                 recent.popitem(last=False)
             results.append(CommandResult(envelope.id, events))
@@ -107,7 +112,7 @@ class CommandLog:
             specs, state.engine, faucet_cap=faucet_cap, default_leverage=default_leverage
         )
         restored = cls(engine, dedupe_window=dedupe_window, offset=state.offset, time=state.time)
-        restored.recent.update(state.recent)
+        restored.recent.update((id_, events.copy()) for id_, events in state.recent)
         return restored
 
 
@@ -231,6 +236,22 @@ class EngineService:
         write_atomically(self.snapshot_path, self.log.snapshot())
         log.info("snapshot_written", offset=self.log.offset, event_time=self.log.time)
 
+    async def _snapshot_behind(
+        self, writing: "asyncio.Future[None] | None"
+    ) -> "asyncio.Future[None]":
+        """Capture the state now, between records (consistent, and after the acks it needs),
+        and write and fsync it in a thread while the loop goes on; one write at a time, so the
+        newest file on disk is always the newest snapshot."""
+        if writing is not None:
+            await writing
+        data, offset, time = self.log.snapshot(), self.log.offset, self.log.time
+
+        def write() -> None:
+            write_atomically(self.snapshot_path, data)
+            log.info("snapshot_written", offset=offset, event_time=time)
+
+        return asyncio.ensure_future(asyncio.to_thread(write))
+
     def _snapshot_due(self, commands: int, since_time: int) -> bool:
         every, every_ms = self.snapshot_every, self.snapshot_every_ms
         return bool(
@@ -267,6 +288,7 @@ class EngineService:
             consumer.seek(partition, self.log.offset + 1)
             log.info("engine_started", resume_from=self.log.offset + 1, published=published)
             since_commands, since_time = 0, self.log.time
+            writing: asyncio.Future[None] | None = None
             while not stop.is_set():
                 if self.log.offset >= published:
                     self.ready.set()
@@ -287,8 +309,10 @@ class EngineService:
                 if not since_time:  # event time starts at the first batch that has one
                     since_time = self.log.time
                 if self._snapshot_due(since_commands, since_time):
-                    self._snapshot()
+                    writing = await self._snapshot_behind(writing)
                     since_commands, since_time = 0, self.log.time
+            if writing is not None:
+                await writing
             if since_commands:
                 self._snapshot()
         finally:

@@ -17,16 +17,20 @@ why ``docker-compose.yml`` sets the session timeout for its services.
 import difflib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from exchange.default_markets import USDT
-from exchange.units import UnitError, to_units
+from exchange.funding_rate import DEFAULT_SAMPLE_MS
+from exchange.funding_schedule import FundingSchedule
+from exchange.index_price import IndexConfig, IndexMethod, IndexSource
+from exchange.units import RATE_ONE, UnitError, to_units
 
 ENV_PREFIX = "EXCHANGE_"
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -67,8 +71,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # The engine. Snapshots go to disk, not to a compacted topic: the embedded broker never
     # enforces compaction and forgets everything on restart (kafka-broker-notes.md).
-    snapshot_every_commands: int = 10_000
-    """Snapshot after this many commands since the last one; 0 turns this trigger off."""
+    snapshot_every_commands: int = 1_000_000
+    """Snapshot after this many commands since the last one; 0 turns this trigger off. A
+    snapshot holds the dedupe window too (tens of MB), so this is the long-haul bound on replay
+    after a restart (about 20 s of work), and event time is the usual trigger."""
     snapshot_every_ms: int = 60_000
     """Snapshot after this much event time (ms) since the last one; 0 turns this trigger off."""
     snapshot_dir: str = "out/snapshots"
@@ -120,6 +126,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     maker_min_requote_ms: int = 500
     """Least time between two requotes: bounds the maker's command rate (one record each)."""
 
+    # The oracle and the funding service (docs/oracle-and-funding.md): index and mark from the
+    # index ticks and the engine's book, funding from the premium the oracle publishes, all on
+    # event time (the ticks' times, never the machine's clock), so a replayed day runs in seconds.
+    oracle_sources: str = "binance-capture"
+    """Index sources with their weights: ``name[:weight],...`` (weight 1 if left out) for every
+    market, or ``;``-separated entries, each for every market or ``SYMBOL=`` one market (an
+    entry for a market replaces the one for every market). A tick from a source not listed is
+    ignored. The feed's source is ``binance-capture``; with one source the index is its price."""
+    oracle_stale_after_ms: int = 10_000
+    """A source with no tick for longer than this (event time) leaves the index until its next
+    tick (Binance: 10 s); when every source is out, index and mark freeze."""
+    oracle_max_deviation_bps: int = 500
+    """A source further than this from the median of the live sources leaves the index until it
+    is back within it (Binance: 5 %)."""
+    oracle_index_method: str = "weighted_average"
+    """How the sources in make the index: ``weighted_average`` (Binance) or ``weighted_median``."""
+    oracle_publish_ms: int = 1_000
+    """The oracle publishes index and mark (and sends the engine a changed mark) at every
+    multiple of this many ms of event time."""
+    oracle_basis_window: int = 30
+    """One-second points of event time the mark's moving average of the basis covers
+    (Binance: 30 s; Bybit's five minutes is 300)."""
+    funding_schedule: str = "28800000"
+    """Funding boundaries ``interval_ms[:phase_ms]``: every market, or ``;``-separated entries,
+    each for every market or ``SYMBOL=`` one market. The default, 8 h from the epoch, is
+    00:00, 08:00 and 16:00 UTC; a drill settles every minute with ``60000``. The interval must
+    be a multiple of the 5 s premium sampling."""
+
     # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
     # what the exactly-once design rests on and what the embedded broker supports.
     request_timeout_ms: int = 30_000
@@ -144,6 +178,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             self.events_topic: self.events_partitions,
             self.prices_topic: self.prices_partitions,
         }
+
+    def index_config(self, symbol: str) -> IndexConfig | None:
+        """The oracle's index of ``symbol``, or None if no source is configured for it."""
+        sources = per_market(self.oracle_sources, _index_sources)
+        chosen = sources.get(symbol, sources.get(""))
+        if chosen is None:
+            return None
+        return IndexConfig(
+            sources=chosen,
+            stale_after_ms=self.oracle_stale_after_ms,
+            max_deviation=self.oracle_max_deviation_bps * RATE_ONE // 10_000,
+            method=IndexMethod(self.oracle_index_method),
+        )
+
+    def funding_schedule_of(self, symbol: str) -> FundingSchedule:
+        """The funding boundaries of ``symbol`` (Binance's 8 h if no entry applies)."""
+        schedules = per_market(self.funding_schedule, _schedule)
+        return schedules.get(symbol, schedules.get("", FundingSchedule()))
+
+    def check_markets(self, symbols: Iterable[str]) -> None:
+        """Refuse a per-market entry for a market not traded: a misspelt symbol would otherwise
+        leave that market on the default silently."""
+        known = set(symbols)
+        for field, parse in (("oracle_sources", _index_sources), ("funding_schedule", _schedule)):
+            unknown = sorted(set(per_market(getattr(self, field), parse)) - known - {""})
+            if unknown:
+                raise SettingsError(
+                    f"{env_var(field)}: no market {unknown[0]!r} (markets: {sorted(known)})"
+                )
 
     def producer_config(self) -> dict[str, Any]:
         """Keyword arguments for ``aiokafka.AIOKafkaProducer``.
@@ -239,6 +302,67 @@ def _usdt(text: str) -> int:
         raise ValueError(str(error)) from None
 
 
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def per_market(text: str, parse: Callable[[str], T]) -> dict[str, T]:
+    """``;``-separated entries ``value`` (key "": every market) or ``SYMBOL=value``."""
+    entries: dict[str, T] = {}
+    for entry in text.split(";"):
+        symbol, equals, value = entry.rpartition("=")
+        symbol = symbol.strip()
+        if equals and not symbol:
+            raise ValueError(f"expected SYMBOL=... in {entry.strip()!r}")
+        if symbol in entries:
+            raise ValueError(f"{symbol or 'the entry for every market'} is given twice")
+        entries[symbol] = parse(value.strip())
+    return entries
+
+
+def _index_sources(text: str) -> tuple[IndexSource, ...]:
+    """``name[:weight],...``, names unique, weights positive."""
+    sources = []
+    for part in text.split(","):
+        name, colon, weight = (piece.strip() for piece in part.partition(":"))
+        if not _SOURCE_NAME.fullmatch(name):
+            raise ValueError(f"expected source[:weight], {part.strip()!r} is not")
+        sources.append(IndexSource(name, _integer(1, 1_000_000)(weight) if colon else 1))
+    if len({source.name for source in sources}) != len(sources):
+        raise ValueError("a source is listed twice")
+    return tuple(sources)
+
+
+def _schedule(text: str) -> FundingSchedule:
+    """``interval_ms[:phase_ms]``, the interval a multiple of the premium's 5 s sampling."""
+    interval, colon, phase = text.partition(":")
+    interval_ms = _integer(DEFAULT_SAMPLE_MS, 366 * _MS_DAY)(interval.strip())
+    if interval_ms % DEFAULT_SAMPLE_MS:
+        raise ValueError(f"the funding interval must be a multiple of {DEFAULT_SAMPLE_MS} ms")
+    phase_ms = _integer(0, interval_ms - 1)(phase.strip()) if colon else 0
+    return FundingSchedule(interval_ms=interval_ms, phase_ms=phase_ms)
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A parser that keeps the text of a structured setting once ``parse`` accepts it."""
+
+    def check(text: str) -> str:
+        parse(text)
+        return text
+
+    return check
+
+
+def _choice(values: Iterable[str]) -> Callable[[str], str]:
+    allowed = tuple(values)
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
 _MS_DAY = 86_400_000
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "bootstrap_servers": _bootstrap,
@@ -273,6 +397,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "maker_requote_bps": _integer(1, 1_000),
     # Faster than ten records a second would make the maker the busiest client of the engine.
     "maker_min_requote_ms": _integer(100, 3_600_000),
+    "oracle_sources": _checked(lambda text: per_market(text, _index_sources)),
+    "oracle_stale_after_ms": _integer(0, _MS_DAY),
+    "oracle_max_deviation_bps": _integer(1, 10_000),
+    "oracle_index_method": _choice(IndexMethod),
+    "oracle_publish_ms": _integer(1, 3_600_000),
+    "oracle_basis_window": _integer(1, 86_400),
+    "funding_schedule": _checked(lambda text: per_market(text, _schedule)),
     "request_timeout_ms": _integer(1_000, _MS_DAY),
     "producer_linger_ms": _integer(0, 60_000),
     "producer_max_batch_bytes": _integer(1_024, 1_048_576),
