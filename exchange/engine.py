@@ -11,6 +11,7 @@ can be snapshotted and restored (``snapshot``, ``restore``) and is fingerprinted
 """
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,7 @@ from exchange.commands import AmendOrder, CancelAll, PlaceOrder, SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
     CoverDeficit,
+    CreateAccount,
     Deleverage,
     Deposit,
     EngineCommand,
@@ -36,6 +38,7 @@ from exchange.engine_commands import (
     Withdraw,
 )
 from exchange.engine_events import (
+    AccountCreated,
     CommandError,
     CommandRejected,
     EngineEvent,
@@ -156,12 +159,22 @@ class MarketSnapshot(msgspec.Struct, frozen=True):
     orders: list[tuple[int, TrackedOrder]]
 
 
+FIRST_CREATED_ACCOUNT = 1 << 20
+"""Accounts made by ``CreateAccount`` are numbered from here; the ids below are for tools,
+tests and the exchange's own bots (the market maker is 1,000,000)."""
+
+_KEY_HASH = re.compile(r"[0-9a-f]{64}")
+
+
 class EngineState(msgspec.Struct, frozen=True):
     """Everything that decides future events: the input of ``restore`` and ``state_hash``."""
 
     markets: list[MarketSnapshot]
     accounts: list[tuple[int, list[tuple[str, MarketAccount]]]]
     balances: list[tuple[str, int]]
+    keys: list[tuple[str, int]] = []
+    next_account: int = FIRST_CREATED_ACCOUNT
+    next_order_id: int = 1
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -186,11 +199,17 @@ class Engine:
         self.markets: dict[str, Market] = {spec.symbol: Market(spec) for spec in specs}
         self.accounts: dict[int, dict[str, MarketAccount]] = {}
         self.ledger = Ledger()
+        self.keys: dict[str, int] = {}
+        """API key hash → account, for every ``CreateAccount``."""
+        self.next_account = FIRST_CREATED_ACCOUNT
+        self.next_order_id = 1
+        """The next id an order placed with ``order_id=0`` may get (ids in use are skipped)."""
         self.faucet_cap = faucet_cap
         self.default_leverage = default_leverage
         self.warning_ratio = warning_ratio
         self._handlers: dict[type, Callable[[Any], list[EngineEvent]]] = {
             OrderCommand: self._order,
+            CreateAccount: self._create_account,
             MarkPrice: self._mark,
             Deposit: self._deposit,
             Withdraw: self._withdraw,
@@ -222,6 +241,8 @@ class Engine:
             return [MarketEvent(cmd.symbol, reject)]
         placed: TrackedOrder | None = None
         if type(request) is PlaceOrder:
+            if request.order_id == 0:
+                request = msgspec.structs.replace(request, order_id=self._new_order_id(market))
             verdict = self._check_place(market, request)
             if isinstance(verdict, Rejected):
                 return [MarketEvent(cmd.symbol, verdict)]
@@ -231,6 +252,14 @@ class Engine:
             if amended is not None:
                 return [MarketEvent(cmd.symbol, amended)]
         return self._settle(market, market.book.process(request), placed)
+
+    def _new_order_id(self, market: Market) -> int:
+        """The lowest unused id from the counter on: ids a client chose itself are skipped."""
+        order_id = self.next_order_id
+        while market.book.knows(order_id):
+            order_id += 1
+        self.next_order_id = order_id + 1
+        return order_id
 
     def _check_place(self, market: Market, cmd: PlaceOrder) -> TrackedOrder | Rejected | None:
         """The pre-trade check: the order to track if it passes, a rejection, or None for an
@@ -621,6 +650,16 @@ class Engine:
         self.ledger.transfer(INSURANCE, address, covered, TransferReason.DEFICIT_COVER, out)
         return list(out)
 
+    def _create_account(self, cmd: CreateAccount) -> list[EngineEvent]:
+        if not _KEY_HASH.fullmatch(cmd.key_hash):
+            return [_rejected(CommandError.INVALID_KEY, "key_hash must be a hex SHA-256")]
+        if cmd.key_hash in self.keys:
+            return [_rejected(CommandError.DUPLICATE_KEY, "this key is registered already")]
+        account = self.next_account
+        self.next_account += 1
+        self.keys[cmd.key_hash] = account
+        return [AccountCreated(account, cmd.key_hash)]
+
     def _fund_insurance(self, cmd: FundInsurance) -> list[EngineEvent]:
         if cmd.amount <= 0:
             return [_rejected(CommandError.INVALID_AMOUNT, "amount must be positive")]
@@ -798,6 +837,9 @@ class Engine:
                 for account_id, mine in sorted(self.accounts.items())
             ],
             balances=list(self.ledger.items()),
+            keys=sorted(self.keys.items()),
+            next_account=self.next_account,
+            next_order_id=self.next_order_id,
         )
 
     def state_hash(self) -> str:
@@ -827,6 +869,9 @@ class Engine:
             for account_id, mine in state.accounts
         }
         engine.ledger = Ledger(dict(state.balances))
+        engine.keys = dict(state.keys)
+        engine.next_account = state.next_account
+        engine.next_order_id = state.next_order_id
         return engine
 
     def total_balance(self) -> int:

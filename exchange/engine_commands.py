@@ -17,6 +17,15 @@ class MarginMode(StrEnum):
     ISOLATED = "isolated"
 
 
+class CreateAccount(
+    msgspec.Struct, tag="create_account", tag_field="cmd", frozen=True, kw_only=True
+):
+    """Register a trading account for an API key, known here only by its SHA-256 (hex): the
+    engine numbers accounts, so every gateway learns the same key → account map from the log."""
+
+    key_hash: str
+
+
 class Deposit(msgspec.Struct, tag="deposit", tag_field="cmd", frozen=True, kw_only=True):
     """Paper money from the faucet, refused above the engine's per-account cap."""
 
@@ -104,7 +113,8 @@ class FundInsurance(
 
 
 EngineCommand = (
-    Deposit
+    CreateAccount
+    | Deposit
     | Withdraw
     | SetLeverage
     | SetMarginMode

@@ -35,6 +35,9 @@ class CommandError(StrEnum):
     NO_MARK_PRICE = "no_mark_price"
     INVALID_DELEVERAGE = "invalid_deleverage"
     NO_DEFICIT = "no_deficit"
+    INVALID_KEY = "invalid_key"
+    """A key hash that is not 64 lowercase hex digits (a SHA-256)."""
+    DUPLICATE_KEY = "duplicate_key"
 
 
 class CommandRejected(msgspec.Struct, tag="command_rejected", tag_field="type", frozen=True):
@@ -106,8 +109,16 @@ class FundingSettled(msgspec.Struct, tag="funding_settled", tag_field="type", fr
     remainder: int
 
 
+class AccountCreated(msgspec.Struct, tag="account_created", tag_field="type", frozen=True):
+    """``account`` now belongs to the API key whose SHA-256 is ``key_hash``."""
+
+    account: int
+    key_hash: str
+
+
 EngineEvent = (
-    CommandRejected
+    AccountCreated
+    | CommandRejected
     | MarketEvent
     | Transfer
     | PositionUpdate

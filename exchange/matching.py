@@ -736,6 +736,10 @@ class MatchingEngine:
         book = self.asks if side is BUY else self.bids
         return book.impact_price(notional, self._multiplier)
 
+    def knows(self, order_id: int) -> bool:
+        """Whether ``order_id`` is taken by a resting or a conditional order."""
+        return order_id in self._live or order_id in self._conditional
+
     def open_orders(self, account: int) -> list[int]:
         """Ids of the account's live orders (resting and conditional), in placement order."""
         return [o.order_id for o in self._live.values() if o.account == account]

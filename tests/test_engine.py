@@ -8,10 +8,11 @@ lot at one tick is 100 cents), fees of 0.02 % maker and 0.05 % taker, and two br
 import pytest
 
 from exchange.commands import AmendOrder, CancelOrder, PlaceOrder
-from exchange.engine import Engine, MarginLevel, TrackedOrder
+from exchange.engine import FIRST_CREATED_ACCOUNT, Engine, MarginLevel, TrackedOrder
 from exchange.engine_commands import (
     AdjustMargin,
     CoverDeficit,
+    CreateAccount,
     Deleverage,
     Deposit,
     EngineCommand,
@@ -25,6 +26,7 @@ from exchange.engine_commands import (
     Withdraw,
 )
 from exchange.engine_events import (
+    AccountCreated,
     CommandError,
     CommandRejected,
     EngineEvent,
@@ -535,3 +537,49 @@ def test_trade_events_carry_fees_that_the_ledger_moves() -> None:
     )
     assert (trade.taker_fee, trade.maker_fee) == (50, 20)
     assert bal(e, FEES) == 70
+
+
+# ------------------------------------------------ accounts by key, order ids by the engine
+
+
+def key_hash(n: int) -> str:
+    return f"{n:064x}"
+
+
+def test_accounts_are_numbered_by_the_engine_and_a_key_registers_once() -> None:
+    e = engine()
+    first = e.process(CreateAccount(key_hash=key_hash(1)))
+    second = e.process(CreateAccount(key_hash=key_hash(2)))
+    assert first == [AccountCreated(FIRST_CREATED_ACCOUNT, key_hash(1))]
+    assert second == [AccountCreated(FIRST_CREATED_ACCOUNT + 1, key_hash(2))]
+    again = e.process(CreateAccount(key_hash=key_hash(1)))
+    assert [r.reason for r in rejections(again)] == [CommandError.DUPLICATE_KEY]
+    for bad in ("", "ab", key_hash(3).upper().replace("0", "G"), key_hash(3) + "0"):
+        rejected = e.process(CreateAccount(key_hash=bad))
+        assert [r.reason for r in rejections(rejected)] == [CommandError.INVALID_KEY]
+    assert e.keys == {key_hash(1): FIRST_CREATED_ACCOUNT, key_hash(2): FIRST_CREATED_ACCOUNT + 1}
+
+
+def test_order_id_zero_gets_the_next_free_id_skipping_ids_clients_chose() -> None:
+    e = engine((1, 10_000 * USD))
+    e.process(order(1, Side.BUY, 1, 90, order_id=2))
+    ids = []
+    for _ in range(3):
+        events = e.process(order(1, Side.BUY, 1, 90, order_id=0))
+        accepted = [m.event for m in events if isinstance(m, MarketEvent)]
+        ids.append(accepted[0].order_id)
+    assert ids == [1, 3, 4]
+    assert sorted(e.markets["TEST"].book.open_orders(1)) == [1, 2, 3, 4]
+
+
+def test_registry_and_counters_survive_a_snapshot() -> None:
+    e = engine((1, 10_000 * USD))
+    e.process(CreateAccount(key_hash=key_hash(7)))
+    e.process(order(1, Side.BUY, 1, 90, order_id=0))
+    restored = Engine.restore([SPEC, OTHER], e.snapshot(), faucet_cap=CAP, default_leverage=10)
+    assert restored.state_hash() == e.state_hash()
+    for twin in (e, restored):
+        created = twin.process(CreateAccount(key_hash=key_hash(8)))
+        placed = twin.process(order(1, Side.BUY, 1, 90, order_id=0))
+        assert created == [AccountCreated(FIRST_CREATED_ACCOUNT + 1, key_hash(8))]
+        assert next(m.event.order_id for m in placed if isinstance(m, MarketEvent)) == 2
