@@ -6,6 +6,7 @@ price index. Each side remembers the quantity a level had before the current com
 changed it (``touched``), so the engine can publish exactly the levels that changed.
 """
 
+from collections.abc import Iterable
 from fractions import Fraction
 
 import msgspec
@@ -142,20 +143,36 @@ class BookSide:
         return tuple(changed)
 
     def impact_price(self, notional: int, multiplier: int) -> Fraction | None:
-        """Average price (ticks) of taking ``notional`` minor units from this side, best first.
+        """Average price (ticks) of taking ``notional`` minor units from this side, best first
+        (``impact_price`` of the module)."""
+        levels = self.levels
+        return impact_price(
+            ((price, levels[price].total) for price in self.prices_from_best()),
+            notional,
+            multiplier,
+        )
 
-        The last level is taken fractionally, as Binance defines the impact price for the
-        premium index; ``None`` when the whole side is worth less than ``notional``.
-        """
-        if notional <= 0:
-            raise ValueError("impact notional must be positive")
-        remaining = Fraction(notional, multiplier)  # in tick·lots
-        lots = Fraction(0)
-        for price in self.prices_from_best():
-            level_value = price * self.levels[price].total
-            if level_value >= remaining:
-                lots += remaining / price
-                return Fraction(notional, multiplier) / lots
-            remaining -= level_value
-            lots += self.levels[price].total
-        return None
+
+def impact_price(
+    levels: Iterable[tuple[int, int]], notional: int, multiplier: int
+) -> Fraction | None:
+    """Average price (ticks) of taking ``notional`` minor units from ``levels`` of one side,
+    given best first as (price, quantity), with ``multiplier`` minor units per tick·lot.
+
+    The last level is taken fractionally, as Binance defines the impact price for the
+    premium index; ``None`` when the whole side is worth less than ``notional``. A function
+    of plain levels so that a service following the book from its L2 deltas measures it
+    exactly as the engine's own book does.
+    """
+    if notional <= 0:
+        raise ValueError("impact notional must be positive")
+    remaining = Fraction(notional, multiplier)  # in tick·lots
+    lots = Fraction(0)
+    for price, qty in levels:
+        level_value = price * qty
+        if level_value >= remaining:
+            lots += remaining / price
+            return Fraction(notional, multiplier) / lots
+        remaining -= level_value
+        lots += qty
+    return None

@@ -241,15 +241,19 @@ class FundingCalculator:
         index: int | None,
     ) -> tuple[FundingResult, ...]:
         """Sample every point before ``now`` with this state; settle every boundary ``<= now``."""
+        if not self.due(now):
+            return ()
+        return self.advance_premium(now, premium_index(impact_bid, impact_ask, index))
+
+    def advance_premium(self, now: int, sample: int | None) -> tuple[FundingResult, ...]:
+        """``advance`` with the state given as its premium sample ``P`` (``premium_index``;
+        None: not measurable). For a caller that receives ``P`` measured elsewhere: the funding
+        service samples the premium the oracle publishes with every point."""
         step = self.config.sample_ms
-        sample: int | None = None
-        measured = False
         settled: list[FundingResult] = []
         while True:
             until = min(now, self._end)
             if self._next < until:
-                if not measured:
-                    sample, measured = premium_index(impact_bid, impact_ask, index), True
                 count = ceil_div(until - self._next, step)
                 if sample is not None:
                     slot = (self._next - self._interval_start) // step + 1

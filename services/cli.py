@@ -69,6 +69,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     engine.set_defaults(handler=_engine)
 
+    oracle = commands.add_parser(
+        "oracle",
+        help="publish index and mark prices and send the engine the mark, on event time",
+        description="Index and mark from the index ticks and the engine's book, until SIGTERM "
+        "or SIGINT (EXCHANGE_* settings).",
+    )
+    oracle.set_defaults(handler=_oracle)
+
+    funding = commands.add_parser(
+        "funding",
+        help="publish the predicted funding rate and settle funding at each boundary",
+        description="Sample the premium the oracle publishes and settle funding on event time, "
+        "until SIGTERM or SIGINT (EXCHANGE_* settings).",
+    )
+    funding.set_defaults(handler=_funding)
+
     feed = commands.add_parser(
         "feed",
         help="replay the bundled BTCUSDT recording as live index ticks on the price topic",
@@ -96,6 +112,20 @@ def _engine(_args: argparse.Namespace) -> int:
     from services.engine_main import run_engine
 
     asyncio.run(_until_signalled(run_engine))
+    return 0
+
+
+def _oracle(_args: argparse.Namespace) -> int:
+    from services.oracle import run_oracle
+
+    asyncio.run(_until_signalled(run_oracle))
+    return 0
+
+
+def _funding(_args: argparse.Namespace) -> int:
+    from services.funding import run_funding
+
+    asyncio.run(_until_signalled(run_funding))
     return 0
 
 

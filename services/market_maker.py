@@ -37,7 +37,7 @@ from exchange.orders import TimeInForce
 from services.broker import create_topics
 from services.engine_main import load_markets
 from services.maker_book import MakerBook, MakerOrder
-from services.prices import PRICE_DECODER
+from services.prices import PRICE_DECODER, IndexTick
 from services.quotes import LadderParams, ladder, moved
 from services.settings import Settings
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
@@ -214,7 +214,9 @@ class MarketMaker:
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
                 log.warning("bad_price_record", error=str(error))
                 continue
-            if tick.symbol in self.specs and tick.price > 0:
+            # The feeds' ticks, not the oracle's messages: the maker quotes around the index
+            # as soon as a feed runs, with or without an oracle.
+            if isinstance(tick, IndexTick) and tick.symbol in self.specs and tick.price > 0:
                 self.index[tick.symbol] = tick.price
 
     def _on_events(self, value: bytes | None, *, report: bool) -> None:
@@ -230,6 +232,8 @@ class MarketMaker:
         orders and the refusals of its own commands (not while reading the past at start)."""
         book = self.book
         for result in batch.results:
+            if result.duplicate:  # the first result's events again: nothing happened twice
+                continue
             own = result.id.startswith(self._prefix)
             for event in result.events:
                 if own and isinstance(event, CommandRejected):

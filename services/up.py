@@ -33,8 +33,11 @@ from services.settings import Settings, env_var
 
 log = structlog.get_logger("up")
 
-SERVICES = ("engine", "feed", "market-maker")
-"""Started in this order, stopped in the reverse one."""
+SERVICES = ("engine", "oracle", "funding", "feed", "market-maker")
+"""Started in this order, stopped in the reverse one: the engine first, as everything else
+sends it commands; the oracle, then the funding service (which samples the oracle's points),
+before the feed, so that they follow its ticks from the first; the maker last. Stopped the other
+way round, no service is left sending to one that has stopped."""
 
 
 class ServiceExited(RuntimeError):

@@ -16,6 +16,7 @@ from exchange.default_markets import BTCUSDT, ETHUSDT, USDT
 from exchange.funding_rate import (
     FundingCalculator,
     FundingConfig,
+    FundingResult,
     PremiumWeighting,
     average_premium,
     funding_cap,
@@ -266,6 +267,20 @@ def test_empty_book_side_skips_samples_and_no_samples_give_the_interest_rate() -
     assert (empty.samples, empty.average_premium, empty.rate) == (0, 0, 10_000)  # I = 0.01 %
     (no_index,) = calc.advance(60_000, *book_with(2_000), None)
     assert (no_index.samples, no_index.rate) == (0, 10_000)
+
+
+def test_a_premium_measured_elsewhere_drives_the_calculator_as_the_book_does() -> None:
+    """``advance_premium`` (the funding service's entry: the oracle measures P) takes the same
+    samples and settles the same rates as ``advance`` from impact prices."""
+    by_book, by_premium = FundingCalculator(SMALL, start=0), FundingCalculator(SMALL, start=0)
+    settled: list[FundingResult] = []
+    for now, premium in ((5_000, 1_000), (12_000, None), (20_000, 500), (45_000, -2_000)):
+        state = book_with(premium)
+        expected = by_book.advance(now, *state, X)
+        assert by_premium.advance_premium(now, premium_index(*state, X)) == expected
+        settled += expected
+        assert by_premium.predicted() == by_book.predicted()
+    assert [s.funding_time for s in settled] == [20_000, 40_000]
 
 
 def test_a_full_binance_interval_has_5760_samples() -> None:

@@ -32,7 +32,7 @@ from exchange.orders import Side, TimeInForce
 from services.broker import create_topics
 from services.engine_service import EngineService
 from services.maker_book import MakerBook, MakerOrder
-from services.market_maker import run_market_maker
+from services.market_maker import MarketMaker, run_market_maker
 from services.prices import PRICE_ENCODER, IndexTick
 from services.quotes import LadderParams, Quote, ladder
 from services.settings import Settings
@@ -42,6 +42,7 @@ from services.wire import (
     EVENT_DECODER,
     CommandBatch,
     CommandEnvelope,
+    CommandResult,
     EventBatch,
 )
 
@@ -95,6 +96,18 @@ def test_the_book_follows_wallet_and_positions() -> None:
     book.follow(PositionUpdate(MAKER, "BTCUSDT", -25, 0, 0, 0))
     assert book.wallet == 997 * USDT
     assert book.position("BTCUSDT") == -25 and book.position("ETHUSDT") == 0
+
+
+def test_a_duplicate_result_is_not_followed_twice() -> None:
+    """A command sent twice is answered the second time with its first events, marked
+    ``duplicate``: a funding settlement sent twice (the funding service after a restart) must
+    not pay the maker's wallet twice."""
+    maker = MarketMaker(Settings(), DEFAULT_MARKETS)
+    paid = Transfer("funding:BTCUSDT", f"u:{MAKER}", 5 * USDT, TransferReason.FUNDING)
+    for offset, duplicate in enumerate((False, True)):
+        result = CommandResult("funding-BTCUSDT-1", [paid], duplicate=duplicate)
+        maker._on_events(ENCODER.encode(EventBatch(offset, [result])), report=False)
+    assert maker.book.wallet == 5 * USDT
 
 
 # --------------------------------------------------------------------- against the broker

@@ -13,6 +13,9 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from exchange.default_markets import USDT
+from exchange.funding_schedule import FundingSchedule
+from exchange.index_price import IndexMethod, IndexSource
+from exchange.units import RATE_ONE
 from services.settings import Settings, SettingsError, env_var, load_settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
@@ -74,6 +77,13 @@ def test_every_field_is_read_from_its_variable() -> None:
         maker_max_position=1_000,
         maker_requote_bps=10,
         maker_min_requote_ms=1_000,
+        oracle_sources="binance-capture:2,okx;ETHUSDT=okx:1",
+        oracle_stale_after_ms=120_000,
+        oracle_max_deviation_bps=300,
+        oracle_index_method="weighted_median",
+        oracle_publish_ms=60_000,
+        oracle_basis_window=300,
+        funding_schedule="3600000;BTCUSDT=60000:5000",
         markets_file="/etc/exchange/markets.json",
         health_port=9000,
         health_host="0.0.0.0",
@@ -137,6 +147,17 @@ def test_values_are_normalized() -> None:
         ("EXCHANGE_MAKER_DEPOSIT", "0", "must be positive"),
         ("EXCHANGE_MAKER_SPREAD_BPS", "0", "from 1 to 5000"),
         ("EXCHANGE_MAKER_MIN_REQUOTE_MS", "10", "from 100"),
+        ("EXCHANGE_ORACLE_SOURCES", "", "expected source[:weight]"),
+        ("EXCHANGE_ORACLE_SOURCES", "a,a", "listed twice"),
+        ("EXCHANGE_ORACLE_SOURCES", "a:0", "from 1 to 1000000"),
+        ("EXCHANGE_ORACLE_SOURCES", "a;BTCUSDT=b;BTCUSDT=c", "BTCUSDT is given twice"),
+        ("EXCHANGE_ORACLE_SOURCES", "=a", "SYMBOL="),
+        ("EXCHANGE_ORACLE_INDEX_METHOD", "mean", "weighted_average, weighted_median"),
+        ("EXCHANGE_ORACLE_MAX_DEVIATION_BPS", "0", "from 1 to 10000"),
+        ("EXCHANGE_ORACLE_PUBLISH_MS", "0", "from 1"),
+        ("EXCHANGE_FUNDING_SCHEDULE", "60001", "multiple of 5000 ms"),
+        ("EXCHANGE_FUNDING_SCHEDULE", "60000:60000", "from 0 to 59999"),
+        ("EXCHANGE_FUNDING_SCHEDULE", "1000", "from 5000"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, reason: str) -> None:
@@ -179,6 +200,38 @@ def test_contradictory_values_name_every_variable(env: dict[str, str], names: li
         assert name in str(caught.value)
 
 
+def test_per_market_sources_and_schedules() -> None:
+    """An entry for a market replaces the one for every market; a market with no entry that
+    applies has no index, and Binance's 8 h schedule."""
+    settings = load_settings(
+        {
+            "EXCHANGE_ORACLE_SOURCES": "BTCUSDT = binance-capture:2 , okx",
+            "EXCHANGE_ORACLE_MAX_DEVIATION_BPS": "250",
+            "EXCHANGE_FUNDING_SCHEDULE": "BTCUSDT=60000:5000",
+        }
+    )
+    btc = settings.index_config("BTCUSDT")
+    assert btc is not None
+    assert btc.sources == (IndexSource("binance-capture", 2), IndexSource("okx", 1))
+    assert btc.max_deviation == RATE_ONE // 40  # 2.5 %
+    assert settings.index_config("ETHUSDT") is None
+    assert settings.funding_schedule_of("BTCUSDT") == FundingSchedule(
+        interval_ms=60_000, phase_ms=5_000
+    )
+    assert settings.funding_schedule_of("ETHUSDT") == FundingSchedule()
+    default = Settings()
+    eth = default.index_config("ETHUSDT")
+    assert eth is not None and eth.sources == (IndexSource("binance-capture", 1),)
+    assert eth.method is IndexMethod.WEIGHTED_AVERAGE
+
+
+def test_an_entry_for_a_market_not_traded_is_refused() -> None:
+    settings = load_settings({"EXCHANGE_FUNDING_SCHEDULE": "28800000;BTCUSD=60000"})
+    with pytest.raises(SettingsError, match=r"EXCHANGE_FUNDING_SCHEDULE: no market 'BTCUSD'"):
+        settings.check_markets(["BTCUSDT", "ETHUSDT"])
+    Settings().check_markets(["BTCUSDT"])
+
+
 def test_topic_partitions() -> None:
     settings = load_settings({"EXCHANGE_EVENTS_PARTITIONS": "6", "EXCHANGE_PRICES_TOPIC": "idx"})
     assert settings.topic_partitions() == {"exchange.commands": 1, "exchange.events": 6, "idx": 4}
@@ -216,9 +269,10 @@ def test_the_compose_engine_is_configured_by_valid_settings() -> None:
     assert settings.replication_factor == 3
 
 
-@pytest.mark.parametrize("service", ["feed", "market-maker"])
+@pytest.mark.parametrize("service", ["oracle", "funding", "feed", "market-maker"])
 def test_the_other_compose_services_share_the_engines_broker_and_topics(service: str) -> None:
     engine, other = load_settings(compose_environment("engine")), compose_environment(service)
     settings = load_settings(other)
-    for field in ("bootstrap_servers", "commands_topic", "events_topic", "prices_topic"):
+    fields = ("bootstrap_servers", "commands_topic", "events_topic", "prices_topic")
+    for field in (*fields, "funding_schedule"):  # the oracle and funding must agree on it
         assert getattr(settings, field) == getattr(engine, field)

@@ -1,0 +1,62 @@
+"""The engine's event log and the price topic, read from their beginning by one consumer.
+
+Why from the beginning: every service other than the engine rebuilds its state from the logs
+(docs/oracle-and-funding.md, "Services"), so a restarted oracle or funding service is the same
+as one that never stopped. Why know when it has *caught up*: what it reads before then has
+already been acted on by its previous run, so it publishes and sends nothing until it has read
+everything that was there when it started. The end of a partition is learned from a fetch's
+high watermark, not ``end_offsets`` (wrong on the embedded broker: kafka-broker-notes.md).
+"""
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.settings import Settings
+
+
+class LogReader:
+    """Partition 0 of the event topic (the engine's) and every partition of the price topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = AIOKafkaConsumer(**settings.consumer_config())
+        self.events = TopicPartition(settings.events_topic, 0)
+        self.prices = tuple(
+            TopicPartition(settings.prices_topic, p) for p in range(settings.prices_partitions)
+        )
+        self.caught_up = False
+        """Everything there was when the reader started has been returned by ``poll``."""
+        self._ends: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        partitions = [self.events, *self.prices]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def poll(self, timeout_ms: int) -> tuple[list[bytes], list[bytes]]:
+        """The next records: event records, then price records (each partition in order)."""
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
+        events = [record.value or b"" for record in batches.get(self.events, ())]
+        prices = [
+            record.value or b""
+            for partition in self.prices
+            for record in batches.get(partition, ())
+        ]
+        if not self.caught_up:
+            self.caught_up = await self._at_ends()
+        return events, prices
+
+    async def _at_ends(self) -> bool:
+        """Whether every partition has been read up to where it ended at its first fetch."""
+        for partition in (self.events, *self.prices):
+            end = self._ends.get(partition)
+            if end is None:
+                end = self.consumer.highwater(partition)
+                if end is None:
+                    return False
+                self._ends[partition] = end
+            if await self.consumer.position(partition) < end:
+                return False
+        return True
