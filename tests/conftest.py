@@ -10,13 +10,12 @@ The broker fixture is synchronous on purpose: pytest-asyncio runs each test in i
 loop, and a subprocess needs none, so no loop has to outlive a test.
 """
 
-import uuid
 from collections.abc import Iterator
 
-import msgspec
 import pytest
+from topics import fresh_settings
 
-from services.broker import create_topics, start_broker
+from services.broker import start_broker
 from services.settings import Settings
 
 
@@ -37,16 +36,6 @@ def kafka_bootstrap() -> Iterator[str]:
 async def kafka_settings(kafka_bootstrap: str) -> Settings:
     """Settings that point at the session broker, with this test's own topics, created, four
     partitions each, so that key routing across partitions is exercised."""
-    suffix = uuid.uuid4().hex[:12]
-    settings = msgspec.structs.replace(
-        Settings(),
-        bootstrap_servers=kafka_bootstrap,
-        commands_topic=f"commands-{suffix}",
-        events_topic=f"events-{suffix}",
-        prices_topic=f"prices-{suffix}",
-        commands_partitions=4,
-        events_partitions=4,
-        prices_partitions=4,
+    return await fresh_settings(
+        kafka_bootstrap, commands_partitions=4, events_partitions=4, prices_partitions=4
     )
-    await create_topics(kafka_bootstrap, settings)
-    return settings

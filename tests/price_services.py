@@ -5,18 +5,15 @@ Every wait is bounded (``asyncio.wait_for``); nothing asserts on how long anythi
 """
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
-import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from exchange.default_markets import DEFAULT_MARKETS
 from exchange.engine_commands import EngineCommand
 from exchange.engine_events import MarketEvent
-from services.broker import create_topics
 from services.engine_service import EngineService
 from services.funding import run_funding
 from services.oracle import run_oracle
@@ -44,22 +41,6 @@ WAIT_S = 30
 
 DAY0 = 1_748_736_000_000
 """2025-06-01 00:00 UTC in ms: a funding boundary of every schedule with phase 0."""
-
-
-async def pipeline_settings(bootstrap: str, **changes: object) -> Settings:
-    """This test's own topics: the engine's two with the one partition it uses, the price
-    topic with four, so that the markets' keys spread over partitions."""
-    suffix = uuid.uuid4().hex[:12]
-    settings = msgspec.structs.replace(
-        Settings(),
-        bootstrap_servers=bootstrap,
-        commands_topic=f"commands-{suffix}",
-        events_topic=f"events-{suffix}",
-        prices_topic=f"prices-{suffix}",
-        **changes,
-    )
-    await create_topics(bootstrap, settings)
-    return settings
 
 
 class Running:

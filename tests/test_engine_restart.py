@@ -12,15 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from engine_streams import FAUCET_CAP, MARKETS, random_engine_commands
+from topics import fresh_settings
 
 from exchange.engine import Engine
-from services.broker import create_topics
 from services.engine_service import CommandLog
 from services.settings import Settings, env_var
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
@@ -120,15 +119,7 @@ async def produce_under_load(bootstrap: str, topic: str, records: list[bytes]) -
 async def test_sigkill_under_load_loses_and_repeats_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    settings = msgspec.structs.replace(
-        Settings(),
-        bootstrap_servers=kafka_bootstrap,
-        commands_topic=f"commands-{suffix}",
-        events_topic=f"events-{suffix}",
-        prices_topic=f"prices-{suffix}",
-    )
-    await create_topics(kafka_bootstrap, settings)
+    settings = await fresh_settings(kafka_bootstrap)
     rng = random.Random(4)
     records = command_records(rng)
     expected, expected_hash = uninterrupted(records)

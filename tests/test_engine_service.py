@@ -2,20 +2,19 @@
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from topics import fresh_settings
 
 from exchange.commands import PlaceOrder
 from exchange.default_markets import BTCUSDT, USDT
 from exchange.engine import Engine
 from exchange.engine_commands import Deposit, EngineCommand, OrderCommand
 from exchange.orders import Side
-from services.broker import create_topics
 from services.engine_service import (
     CommandLog,
     EngineService,
@@ -24,7 +23,6 @@ from services.engine_service import (
     last_published_offset,
 )
 from services.health import HealthServer
-from services.settings import Settings
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
 
 SPECS = (BTCUSDT,)
@@ -93,16 +91,7 @@ def test_snapshot_restores_engine_offset_and_dedupe_window() -> None:
 
 
 async def make_topics(bootstrap: str) -> tuple[str, str]:
-    """Fresh topic names per test (the broker cannot safely re-create a deleted name), with
-    the default single partition of the engine's journal."""
-    suffix = uuid.uuid4().hex[:8]
-    settings = msgspec.structs.replace(
-        Settings(),
-        commands_topic=f"commands-{suffix}",
-        events_topic=f"events-{suffix}",
-        prices_topic=f"prices-{suffix}",
-    )
-    await create_topics(bootstrap, settings)
+    settings = await fresh_settings(bootstrap)
     return settings.commands_topic, settings.events_topic
 
 

@@ -16,7 +16,6 @@ from price_services import (
     DAY0,
     Logs,
     Running,
-    pipeline_settings,
     publish_ticks,
     read_commands,
     send_commands,
@@ -24,6 +23,7 @@ from price_services import (
     start_funding,
     start_oracle,
 )
+from topics import fresh_settings
 
 from exchange.commands import PlaceOrder
 from exchange.default_markets import USDT
@@ -100,7 +100,7 @@ def funding_payments(logs: Logs) -> list[tuple[str, str]]:
 async def test_each_boundary_settles_once_with_the_sign_of_the_premium(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    settings = await pipeline_settings(kafka_bootstrap, funding_schedule=DRILL)
+    settings = await fresh_settings(kafka_bootstrap, funding_schedule=DRILL)
     engine, engine_run = await start_engine(settings, tmp_path)
     services = [start_oracle(settings), start_funding(settings)]
     async with Logs(settings) as logs:
@@ -136,7 +136,7 @@ async def test_a_restart_across_a_boundary_settles_it_exactly_once(
     """The funding service is killed 10 s before a boundary and restarted 10 s after it: the
     restarted one rebuilds the interval's samples from the logs and settles the boundary with
     all twelve; killed again right after and restarted, it does not send it again."""
-    settings = await pipeline_settings(kafka_bootstrap, funding_schedule=DRILL)
+    settings = await fresh_settings(kafka_bootstrap, funding_schedule=DRILL)
     _, engine_run = await start_engine(settings, tmp_path)
     oracle, funding = start_oracle(settings), start_funding(settings)
     async with Logs(settings) as logs:
@@ -176,7 +176,7 @@ async def test_a_settlement_sent_twice_pays_once(kafka_bootstrap: str, tmp_path:
     """Two funding services at once send every settlement twice under one id: the engine
     applies the first and answers the second as a duplicate. A third send under another id is
     refused, as the engine settles a boundary once whatever the id."""
-    settings = await pipeline_settings(kafka_bootstrap, funding_schedule=DRILL)
+    settings = await fresh_settings(kafka_bootstrap, funding_schedule=DRILL)
     _, engine_run = await start_engine(settings, tmp_path)
     services = [start_oracle(settings), start_funding(settings), start_funding(settings)]
     command_id = funding_command_id("BTCUSDT", DAY0 + MINUTE)
@@ -225,7 +225,7 @@ async def test_a_real_day_of_minute_closes_settles_funding_three_times(
     closes = minute_closes()
     assert len(closes) == 1_440 and closes[-1].time == DAY0 + 24 * 3_600_000
     # a minute between ticks: the source must stay live that long to keep the index live
-    settings = await pipeline_settings(kafka_bootstrap, oracle_stale_after_ms=2 * MINUTE)
+    settings = await fresh_settings(kafka_bootstrap, oracle_stale_after_ms=2 * MINUTE)
     engine, engine_run = await start_engine(settings, tmp_path)
     services: list[Running] = [start_oracle(settings), start_funding(settings)]
     async with Logs(settings) as logs:

@@ -7,13 +7,12 @@ its own restart, which only the command and event topics between them can show.
 """
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from topics import fresh_settings
 
 from exchange.commands import PlaceOrder
 from exchange.default_markets import BTCUSDT, DEFAULT_MARKETS, USDT
@@ -29,7 +28,6 @@ from exchange.events import (
     Trade,
 )
 from exchange.orders import Side, TimeInForce
-from services.broker import create_topics
 from services.engine_service import EngineService
 from services.maker_book import MakerBook, MakerOrder
 from services.market_maker import MarketMaker, run_market_maker
@@ -118,13 +116,8 @@ PARAMS = LadderParams(levels=2, spread_bps=10, step_bps=5, level_qty=20, max_pos
 @pytest.fixture
 async def settings(kafka_bootstrap: str) -> Settings:
     """Topics of this test; the engine's two with one partition, the one it reads and writes."""
-    suffix = uuid.uuid4().hex[:12]
-    settings = msgspec.structs.replace(
-        Settings(),
-        bootstrap_servers=kafka_bootstrap,
-        commands_topic=f"commands-{suffix}",
-        events_topic=f"events-{suffix}",
-        prices_topic=f"prices-{suffix}",
+    return await fresh_settings(
+        kafka_bootstrap,
         maker_deposit=50_000 * USDT,
         maker_levels=PARAMS.levels,
         maker_spread_bps=PARAMS.spread_bps,
@@ -134,8 +127,6 @@ async def settings(kafka_bootstrap: str) -> Settings:
         maker_requote_bps=5,
         maker_min_requote_ms=100,
     )
-    await create_topics(kafka_bootstrap, settings)
-    return settings
 
 
 class Running:

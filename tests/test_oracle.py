@@ -12,13 +12,13 @@ from pathlib import Path
 from price_services import (
     DAY0,
     Logs,
-    pipeline_settings,
     publish_ticks,
     read_commands,
     start_engine,
     start_oracle,
 )
 from structlog.testing import capture_logs
+from topics import fresh_settings
 
 from exchange.engine_commands import MarkPrice
 from exchange.index_price import IndexBasis, SourceState
@@ -39,7 +39,7 @@ async def test_a_day_of_ticks_publishes_index_and_mark_on_event_time(
     its own point, and of the quiet points between two ticks the first and the last; the mark
     (no book, no trade, no funding yet) is the index; the engine gets each new mark once; a
     restarted oracle publishes only what comes after what it had published."""
-    settings = await pipeline_settings(kafka_bootstrap, oracle_stale_after_ms=3_600_000)
+    settings = await fresh_settings(kafka_bootstrap, oracle_stale_after_ms=3_600_000)
     engine, engine_run = await start_engine(settings, tmp_path)
     oracle = start_oracle(settings)
     day = [tick(DAY0 + k * TEN_MINUTES, 1_000_000 + 10 * k) for k in range(145)]
@@ -87,7 +87,7 @@ async def test_stale_and_deviant_sources_leave_and_all_stale_freeze_the_index(
     """Sources a, b and c (10 s staleness, 5 % deviation): c 10 % off is deviant; a and c go
     stale; when b stops too, the index and the mark freeze; b's next tick brings them back.
     Every change is published (the sources' states) and logged."""
-    settings = await pipeline_settings(kafka_bootstrap, oracle_sources="a,b,c")
+    settings = await fresh_settings(kafka_bootstrap, oracle_sources="a,b,c")
     ticks = [
         tick(DAY0, 600_000, "a"),
         tick(DAY0 + 100, 600_200, "b"),
