@@ -89,7 +89,7 @@ class CommandLog:
             if len(recent) > self.dedupe_window:
                 recent.popitem(last=False)
             results.append(CommandResult(envelope.id, events))
-        return EventBatch(offset, results)
+        return EventBatch(offset, results, time=batch.time)
 
     def snapshot(self) -> bytes:
         state = ServiceSnapshot(

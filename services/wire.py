@@ -43,11 +43,14 @@ class EventBatch(msgspec.Struct, frozen=True):
 
     ``error`` is set (and ``results`` empty) when the record did not decode: nothing of it
     was applied, and the reason is published rather than the record silently skipped.
+    ``time`` is the command record's event time (``CommandBatch.time``), so that a reader of the
+    event log knows when each effect happened (fills, book changes) without a clock of its own.
     """
 
     offset: int
     results: list[CommandResult]
     error: str = ""
+    time: int = 0
 
 
 COMMAND_DECODER = msgspec.msgpack.Decoder(CommandBatch)

@@ -55,6 +55,15 @@ def uninterrupted_hash(cmds: list[EngineCommand]) -> str:
 # ------------------------------------------------------------------------ without a broker
 
 
+def test_results_carry_their_records_event_time() -> None:
+    log = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10)
+    deposit = CommandEnvelope("a", Deposit(account=1, amount=USDT))
+    result = log.apply(0, ENCODER.encode(CommandBatch([deposit], time=1_700_000_000_123)))
+    assert result.time == log.time == 1_700_000_000_123
+    older = log.apply(1, ENCODER.encode(CommandBatch([], time=5)))
+    assert older.time == 5 and log.time == 1_700_000_000_123  # the clock never goes back
+
+
 def test_duplicate_ids_get_the_original_result_and_no_second_effect() -> None:
     log = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10)
     deposit = Deposit(account=1, amount=5 * USDT)
