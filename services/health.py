@@ -14,17 +14,33 @@ Status = Callable[[], tuple[bool, msgspec.Struct]]
 """A service's readiness and the status it wants shown."""
 
 
+def health_routes(status: Status) -> list[web.RouteDef]:
+    """The two routes, for a service that serves them on an app of its own (the gateway, on
+    its websocket port)."""
+
+    async def live(_request: web.Request) -> web.Response:
+        return web.json_response({"live": True})
+
+    async def ready(_request: web.Request) -> web.Response:
+        is_ready, shown = status()
+        return web.Response(
+            body=msgspec.json.encode(shown),
+            status=200 if is_ready else 503,
+            content_type="application/json",
+        )
+
+    return [web.get("/health/live", live), web.get("/health/ready", ready)]
+
+
 class HealthServer:
     """A tiny aiohttp app on ``host:port`` (port 0 picks a free one: see ``port``)."""
 
     def __init__(self, status: Status, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._status = status
         self._host = host
         self._requested_port = port
         self.port = port
         app = web.Application()
-        app.router.add_get("/health/live", self._live)
-        app.router.add_get("/health/ready", self._ready)
+        app.add_routes(health_routes(status))
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> None:
@@ -35,14 +51,3 @@ class HealthServer:
 
     async def stop(self) -> None:
         await self._runner.cleanup()
-
-    async def _live(self, _request: web.Request) -> web.Response:
-        return web.json_response({"live": True})
-
-    async def _ready(self, _request: web.Request) -> web.Response:
-        ready, status = self._status()
-        return web.Response(
-            body=msgspec.json.encode(status),
-            status=200 if ready else 503,
-            content_type="application/json",
-        )

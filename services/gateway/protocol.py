@@ -1,0 +1,495 @@
+"""The gateway's messages: JSON over websocket, each one a ``msgspec`` struct.
+
+Three kinds of frame (docs/gateway-protocol.md has an example of every message):
+
+* a **request** from the client, ``{"id": <client id>, "op": "...", ...}``: a struct per op,
+  tagged by ``op``, that refuses unknown fields (a misspelt optional field would otherwise be
+  ignored silently, and an order placed without the flag its author meant);
+* exactly one **response** per request, with its ``id``: ``{"id", "result"}`` or
+  ``{"id", "error": {"code", "message", "retry_after_ms"?}}``;
+* a **push** on a subscribed channel, ``{"channel", "seq", "data"}``, ``seq`` counting from 1
+  per connection and channel, so a client can see it missed nothing.
+
+Prices, quantities, amounts and rates are decimal strings here, the edge of the system: JSON
+numbers are binary floats in most clients, and a price must never be off by a float's rounding.
+``convert`` turns them into the engine's integers against the market's grid.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Any, cast, get_args
+
+import msgspec
+
+from exchange.engine_commands import MarginMode
+from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+
+RequestId = (
+    Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)]
+    | Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+)
+"""A client's request id: a number a JavaScript client can hold exactly, or a short string."""
+
+Decimal = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+"""A decimal string such as ``"65000.1"``; its grid is checked by ``convert``."""
+
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+OrderId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Nonce = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=48)]
+
+
+class ErrorCode(StrEnum):
+    """The gateway's own error codes. An engine refusal passes its own reason through as the
+    code (``insufficient_margin``, ``post_only_would_take``, ``faucet_cap``…: the
+    ``RejectReason`` and ``CommandError`` values), so a client branches on one field."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_REQUEST = "invalid_request"
+    """Wrong shape: a missing or unknown field, a wrong type, a value out of its range."""
+    INVALID_VALUE = "invalid_value"
+    """A decimal string that is not a number, not positive, off the grid or too large."""
+    UNKNOWN_OP = "unknown_op"
+    FRAME_TOO_LARGE = "frame_too_large"
+    BINARY_FRAME = "binary_frame"
+    UNAUTHENTICATED = "unauthenticated"
+    ALREADY_LOGGED_IN = "already_logged_in"
+    INVALID_SIGNATURE = "invalid_signature"
+    """A bad signature, or an API key no account has: the two are not told apart."""
+    STALE_TIMESTAMP = "stale_timestamp"
+    REPLAYED_NONCE = "replayed_nonce"
+    RATE_LIMITED = "rate_limited"
+    UNKNOWN_MARKET = "unknown_market"
+    UNKNOWN_ORDER = "unknown_order"
+    """No such order of this account: another account's order id gets exactly this too."""
+    UNKNOWN_CHANNEL = "unknown_channel"
+    TIMEOUT = "timeout"
+    """The engine did not answer in time: the command may still be applied, so look."""
+    UNAVAILABLE = "unavailable"
+    """The command could not be written to the command log: it was not applied."""
+    INTERNAL = "internal"
+    """The gateway could not build the answer (a bug, or an engine answer it does not
+    expect): a command may have been applied, so look."""
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class _Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
+    id: RequestId
+
+
+class Ping(_Request, tag="ping"):
+    """Liveness and the gateway's clock (ms), for a client to measure its offset."""
+
+
+class Markets(_Request, tag="markets"):
+    """The markets and their grids: what a client needs to write valid decimal strings."""
+
+
+class CreateAccount(_Request, tag="create_account"):
+    """A new paper account; the answer holds its API key and secret, shown this once."""
+
+
+class Login(_Request, tag="login"):
+    """Sign this connection in: ``signature`` is hex HMAC-SHA256 of ``f"{timestamp}:{nonce}"``
+    keyed with the secret (``auth.sign_login``)."""
+
+    api_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    timestamp: Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+    nonce: Nonce
+    signature: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class PlaceOrder(_Request, tag="place_order"):
+    """Every order type and flag of the matching core (docs/matching.md): ``price`` for limit
+    types, ``stop_price`` for stop and take-profit types, ``callback_rate`` (a fraction,
+    ``"0.01"`` is 1 %) and optionally ``activation_price`` for a trailing stop."""
+
+    symbol: Symbol
+    side: Side
+    qty: Decimal
+    type: OrderType = OrderType.LIMIT
+    price: Decimal | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    stop_price: Decimal | None = None
+    activation_price: Decimal | None = None
+    callback_rate: Decimal | None = None
+    trigger: TriggerBy = TriggerBy.LAST
+    reduce_only: bool = False
+    stp: StpMode = StpMode.EXPIRE_TAKER
+
+
+class AmendOrder(_Request, tag="amend_order"):
+    """A new price and/or open quantity for a resting limit order."""
+
+    symbol: Symbol
+    order_id: OrderId
+    price: Decimal | None = None
+    qty: Decimal | None = None
+
+
+class CancelOrder(_Request, tag="cancel_order"):
+    symbol: Symbol
+    order_id: OrderId
+
+
+class CancelAll(_Request, tag="cancel_all"):
+    symbol: Symbol
+
+
+class SetLeverage(_Request, tag="set_leverage"):
+    symbol: Symbol
+    leverage: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+
+
+class SetMarginMode(_Request, tag="set_margin_mode"):
+    symbol: Symbol
+    mode: MarginMode
+
+
+class MarginAction(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class AdjustMargin(_Request, tag="adjust_margin"):
+    """Move ``amount`` into (``add``) or out of (``remove``) an isolated position's wallet."""
+
+    symbol: Symbol
+    amount: Decimal
+    action: MarginAction
+
+
+class Deposit(_Request, tag="deposit"):
+    """Paper money from the faucet, up to the exchange's per-account cap."""
+
+    amount: Decimal
+
+
+class OpenOrders(_Request, tag="open_orders"):
+    symbol: Symbol | None = None
+
+
+class GetOrder(_Request, tag="order"):
+    """One order of this account, open or recently finished."""
+
+    symbol: Symbol
+    order_id: OrderId
+
+
+class Positions(_Request, tag="positions"):
+    symbol: Symbol | None = None
+
+
+class Balances(_Request, tag="balances"):
+    pass
+
+
+class Fills(_Request, tag="fills"):
+    """This account's most recent fills, newest first."""
+
+    symbol: Symbol | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
+
+
+class Subscribe(_Request, tag="subscribe"):
+    """Channels: ``book.<SYMBOL>``, ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (public);
+    ``orders``, ``fills``, ``positions``, ``balances`` (this account's, after login)."""
+
+    channel: Channel
+
+
+class Unsubscribe(_Request, tag="unsubscribe"):
+    channel: Channel
+
+
+Request = (
+    Ping
+    | Markets
+    | CreateAccount
+    | Login
+    | PlaceOrder
+    | AmendOrder
+    | CancelOrder
+    | CancelAll
+    | SetLeverage
+    | SetMarginMode
+    | AdjustMargin
+    | Deposit
+    | OpenOrders
+    | GetOrder
+    | Positions
+    | Balances
+    | Fills
+    | Subscribe
+    | Unsubscribe
+)
+
+OPS: dict[str, type[_Request]] = {
+    str(kind.__struct_config__.tag): kind for kind in get_args(Request)
+}
+"""Every op and its request struct."""
+
+PUBLIC_OPS = frozenset({"ping", "markets", "create_account", "login", "subscribe", "unsubscribe"})
+"""Ops that need no login (a private channel still does: ``streams``)."""
+
+ORDER_OPS = frozenset({"place_order", "amend_order", "cancel_order", "cancel_all"})
+"""Ops that count against the account's order limit (weight 1 each), as Binance's order
+count does; every request counts against its connection's request limit too."""
+
+REQUEST_WEIGHT: dict[str, int] = {"create_account": 20, "login": 5, "markets": 5}
+"""A request's weight against its connection's limit where not 1: what costs the exchange
+more (an account, an HMAC check, a large answer) costs the client more."""
+
+
+# ---------------------------------------------------------------------------- responses
+
+
+class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    code: str
+    message: str
+    retry_after_ms: int | None = None
+    """Set for ``rate_limited``: when the request would be allowed."""
+
+
+class Failure(Exception):
+    """A request refused by the gateway; ``body`` is the error the client gets."""
+
+    def __init__(self, code: str, message: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.body = ErrorBody(code, message, retry_after_ms)
+
+
+class Result(msgspec.Struct, frozen=True):
+    id: RequestId | None
+    result: Any
+
+
+class Error(msgspec.Struct, frozen=True):
+    id: RequestId | None
+    """None when the frame had no readable id (not JSON, too large, no ``id``)."""
+    error: ErrorBody
+
+
+class Push(msgspec.Struct, frozen=True):
+    channel: str
+    seq: int
+    data: msgspec.Raw
+    """The payload, encoded once for every connection it goes to."""
+
+
+# --------------------------------------------------------------------------- results, data
+
+
+class Pong(msgspec.Struct, frozen=True):
+    time: int
+
+
+class MarketView(msgspec.Struct, frozen=True):
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    settle_asset: str
+    tick_size: str
+    lot_size: str
+    min_qty: str
+    max_qty: str
+    max_price: str
+    min_notional: str
+    maker_fee: str
+    taker_fee: str
+    max_leverage: int
+
+
+class AccountCreated(msgspec.Struct, frozen=True):
+    account: int
+    api_key: str
+    api_secret: str
+    """Derived, never stored: shown in this answer only."""
+
+
+class LoggedIn(msgspec.Struct, frozen=True):
+    account: int
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    """Accepted and working: resting on the book, or waiting for its trigger."""
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    """Ended by the engine's rules: IOC or FOK rest, no liquidity, STP, reduce-only…"""
+
+
+class OrderView(msgspec.Struct, frozen=True):
+    symbol: str
+    order_id: int
+    side: Side
+    type: OrderType
+    status: OrderStatus
+    qty: str
+    """Filled plus open: the original quantity, or the amended one."""
+    open_qty: str
+    filled_qty: str
+    avg_price: str | None
+    """Average fill price, rounded half-even to four places below the tick; None unfilled."""
+    price: str | None
+    stop_price: str | None
+    activation_price: str | None
+    callback_rate: str | None
+    tif: TimeInForce
+    trigger: TriggerBy
+    reduce_only: bool
+    stp: StpMode
+    triggered: bool
+    """A conditional order whose condition has been met (always False for others)."""
+    end_reason: str | None
+    """Why a cancelled or expired order ended (``user``, ``ioc``, ``stp``…)."""
+    created: int
+    updated: int
+
+
+class CancelledAll(msgspec.Struct, frozen=True):
+    symbol: str
+    order_ids: list[int]
+
+
+class LeverageSet(msgspec.Struct, frozen=True):
+    symbol: str
+    leverage: int
+
+
+class MarginModeSet(msgspec.Struct, frozen=True):
+    symbol: str
+    mode: MarginMode
+
+
+class FillView(msgspec.Struct, frozen=True):
+    symbol: str
+    trade_id: int
+    order_id: int
+    side: Side
+    role: str
+    """``maker`` or ``taker``."""
+    price: str
+    qty: str
+    fee: str
+    """In the settlement asset; negative is a rebate."""
+    time: int
+
+
+class PositionView(msgspec.Struct, frozen=True):
+    symbol: str
+    size: str
+    """Signed: positive long, negative short."""
+    entry_price: str | None
+    entry_notional: str
+    realized_pnl: str
+    """Realized since the account first traded the market (fees and funding not included)."""
+    isolated_wallet: str
+    margin_mode: MarginMode
+    leverage: int
+
+
+class BalanceView(msgspec.Struct, frozen=True):
+    asset: str
+    wallet: str
+    """The cross wallet: deposits, realized PnL, fees and funding of cross positions."""
+    isolated: str
+    """The sum of the isolated positions' wallets."""
+
+
+class BookLevels(msgspec.Struct, frozen=True):
+    """``book.<SYMBOL>`` data: ``snapshot`` first, then every ``delta``; a level's quantity
+    ``"0"`` removes it. ``update_id`` grows by one per delta: a gap means resubscribe."""
+
+    type: str
+    symbol: str
+    update_id: int
+    bids: list[tuple[str, str]]
+    """Highest price first."""
+    asks: list[tuple[str, str]]
+    """Lowest price first."""
+
+
+class TradeView(msgspec.Struct, frozen=True):
+    symbol: str
+    trade_id: int
+    price: str
+    qty: str
+    taker_side: Side
+    time: int
+
+
+class TickerView(msgspec.Struct, frozen=True):
+    symbol: str
+    best_bid: str | None
+    best_bid_qty: str | None
+    best_ask: str | None
+    best_ask_qty: str | None
+    last: str | None
+    time: int
+
+
+class ChannelAck(msgspec.Struct, frozen=True):
+    """The answer to ``subscribe`` and ``unsubscribe``."""
+
+    channel: str
+
+
+# ------------------------------------------------------------------------------ encoding
+
+ENCODER = msgspec.json.Encoder()
+
+
+class _Head(msgspec.Struct, frozen=True):
+    """What is read of a frame before its op is known: enough to answer it by id."""
+
+    id: RequestId | None = None
+    op: str | None = None
+
+
+_HEAD_DECODER = msgspec.json.Decoder(_Head)
+_DECODERS = {op: msgspec.json.Decoder(kind) for op, kind in OPS.items()}
+
+
+class RequestFailure(Failure):
+    """A frame that is no valid request; ``request_id`` is its id if that could be read."""
+
+    def __init__(self, request_id: RequestId | None, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.request_id = request_id
+
+
+def decode_request(frame: bytes | str) -> Request:
+    """The request in ``frame``, or ``RequestFailure`` naming what is wrong with it.
+
+    Two passes: the head first (``id``, ``op``), so that a frame with a bad field is still
+    answered with its own id, and an unknown op is told apart from a bad field.
+    """
+    try:
+        head = _HEAD_DECODER.decode(frame)
+    except msgspec.ValidationError as error:  # a subclass of DecodeError: first
+        raise RequestFailure(None, ErrorCode.INVALID_REQUEST, str(error)) from None
+    except msgspec.DecodeError as error:
+        raise RequestFailure(None, ErrorCode.INVALID_JSON, str(error)) from None
+    if head.op is None:
+        raise RequestFailure(head.id, ErrorCode.INVALID_REQUEST, "missing field `op`")
+    decoder = _DECODERS.get(head.op)
+    if decoder is None:
+        raise RequestFailure(head.id, ErrorCode.UNKNOWN_OP, f"no op {head.op!r}")
+    try:
+        return cast(Request, decoder.decode(frame))
+    except msgspec.ValidationError as error:
+        raise RequestFailure(head.id, ErrorCode.INVALID_REQUEST, str(error)) from None
+    except msgspec.DecodeError as error:  # what the head's pass skipped can still be bad
+        raise RequestFailure(head.id, ErrorCode.INVALID_JSON, str(error)) from None
+
+
+def encode_result(request_id: RequestId | None, result: object) -> bytes:
+    return ENCODER.encode(Result(request_id, result))
+
+
+def encode_error(request_id: RequestId | None, body: ErrorBody) -> bytes:
+    return ENCODER.encode(Error(request_id, body))

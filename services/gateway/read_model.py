@@ -1,0 +1,352 @@
+"""What a gateway knows of the exchange: the command and event logs, folded. Pure, no I/O.
+
+Why both logs: the events say what happened to an order (``Accepted``, ``Trade``,
+``Cancelled``…) but not its terms (side, price, type, flags), which only its ``PlaceOrder``
+command holds. The engine writes one event record per command record, carrying its offset, and
+one result per command in the record's order, so the two join exactly (``log_follower``).
+Everything else (balances, positions, books, the key → account map) comes from the events.
+
+Every instance folds the same logs from their beginning, so every instance answers the same,
+and a client may use any of them. ``apply`` returns what changed, for the pushes.
+"""
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import msgspec
+
+from exchange.commands import PlaceOrder
+from exchange.engine_commands import EngineCommand, MarginMode, OrderCommand
+from exchange.engine_events import (
+    AccountCreated,
+    LeverageChanged,
+    MarginModeChanged,
+    MarketEvent,
+    PositionUpdate,
+    Transfer,
+)
+from exchange.events import (
+    Accepted,
+    Amended,
+    BookDelta,
+    Cancelled,
+    Expired,
+    MatchingEvent,
+    Trade,
+    Triggered,
+)
+from exchange.market import MarketSpec
+from exchange.orders import Side
+from services.gateway.protocol import OrderStatus
+from services.l2_book import L2Book
+from services.wire import CommandResult
+
+OrderKey = tuple[str, int]
+"""(symbol, order id): ids are unique among one market's live orders."""
+
+
+class OrderState(msgspec.Struct, kw_only=True):
+    """One order: its terms from the command, its progress from the events."""
+
+    symbol: str
+    order_id: int
+    account: int
+    terms: PlaceOrder
+    price: int | None
+    """The limit price now (an amend can change it)."""
+    qty: int
+    """The quantity ordered: filled plus open, as placed or as an amend set it."""
+    open: int
+    filled: int = 0
+    filled_value: int = 0
+    """Σ price × qty of its fills, in tick·lots: the average price is this over ``filled``."""
+    status: OrderStatus = OrderStatus.NEW
+    triggered: bool = False
+    end_reason: str | None = None
+    created: int
+    updated: int
+
+
+class FillState(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    trade_id: int
+    order_id: int
+    side: Side
+    maker: bool
+    price: int
+    qty: int
+    fee: int
+    time: int
+
+
+class PositionState(msgspec.Struct, kw_only=True):
+    size: int = 0
+    entry_notional: int = 0
+    realized_pnl: int = 0
+    leverage: int
+    mode: MarginMode = MarginMode.CROSS
+
+
+@dataclass
+class Changes:
+    """What one command changed, in the order it happened, for ``streams``."""
+
+    orders: dict[tuple[int, str, int], None] = field(default_factory=dict)
+    """(account, symbol, order id), each once, in order of first change."""
+    fills: list[tuple[int, FillState]] = field(default_factory=list)
+    positions: dict[tuple[int, str], None] = field(default_factory=dict)
+    balances: dict[int, None] = field(default_factory=dict)
+    book: list[tuple[str, BookDelta]] = field(default_factory=list)
+    trades: list[tuple[str, Trade]] = field(default_factory=list)
+    tickers: dict[str, None] = field(default_factory=dict)
+
+
+@dataclass
+class AccountState:
+    open_orders: dict[OrderKey, OrderState] = field(default_factory=dict)
+    finished: "OrderedDict[OrderKey, OrderState]" = field(default_factory=OrderedDict)
+    fills: "deque[FillState]" = field(default_factory=deque)
+    positions: dict[str, PositionState] = field(default_factory=dict)
+    wallet: int = 0
+    isolated: dict[str, int] = field(default_factory=dict)
+
+
+class ReadModel:
+    """Accounts, orders, fills, positions, balances and books, as of the last result applied.
+
+    ``finished_orders`` and ``recent_fills`` bound what is kept per account beyond its open
+    orders; ``default_leverage`` is the engine's (shown for a market never set).
+    """
+
+    def __init__(
+        self,
+        specs: tuple[MarketSpec, ...],
+        *,
+        default_leverage: int,
+        finished_orders: int = 1_000,
+        recent_fills: int = 1_000,
+    ) -> None:
+        self.specs = {spec.symbol: spec for spec in specs}
+        self.accounts: dict[str, int] = {}
+        """API key hash → account, from ``AccountCreated``."""
+        self.books = {symbol: L2Book() for symbol in self.specs}
+        self.last: dict[str, tuple[int, int]] = {}
+        """Per market, the price and quantity of the last trade."""
+        self.time = 0
+        """Event time (ms) of the last command record applied."""
+        self.offset = -1
+        """The command offset of the last event record applied."""
+        self.gaps = 0
+        """Book deltas whose ``update_id`` did not follow the previous one (should stay 0)."""
+        self._default_leverage = {
+            spec.symbol: min(
+                [default_leverage, *(b.max_leverage for b in spec.leverage_brackets[:1])]
+            )
+            for spec in specs
+        }
+        """The engine's leverage for an account that never set one: its default, within the
+        market's first bracket."""
+        self._finished_orders = finished_orders
+        self._recent_fills = recent_fills
+        self._accounts: dict[int, AccountState] = {}
+
+    # ------------------------------------------------------------------------------ reading
+
+    def account(self, account: int) -> AccountState:
+        state = self._accounts.get(account)
+        if state is None:
+            state = self._accounts[account] = AccountState(fills=deque(maxlen=self._recent_fills))
+        return state
+
+    def order(self, account: int, symbol: str, order_id: int) -> OrderState | None:
+        """An order of ``account``, open or recently finished; None for an id that is not its
+        own, whether or not another account has it."""
+        state = self._accounts.get(account)
+        if state is None:
+            return None
+        key = (symbol, order_id)
+        return state.open_orders.get(key) or state.finished.get(key)
+
+    def position(self, account: int, symbol: str) -> PositionState:
+        """The account's position in ``symbol`` (flat, at the defaults, if never touched)."""
+        positions = self.account(account).positions
+        position = positions.get(symbol)
+        if position is None:
+            position = positions[symbol] = PositionState(leverage=self._default_leverage[symbol])
+        return position
+
+    def open_orders(self, account: int, symbol: str | None = None) -> list[OrderState]:
+        state = self._accounts.get(account)
+        if state is None:
+            return []
+        return [o for o in state.open_orders.values() if symbol is None or o.symbol == symbol]
+
+    # ----------------------------------------------------------------------------- applying
+
+    def apply(self, result: CommandResult, command: EngineCommand | None, time: int) -> Changes:
+        """Fold one command's result in; ``command`` is None if its record did not decode
+        here (its orders' terms are then unknown and they are not tracked)."""
+        changes = Changes()
+        if time > self.time:
+            self.time = time
+        if result.duplicate:  # the first result's events again: nothing happened twice
+            return changes
+        placed = None
+        if isinstance(command, OrderCommand) and isinstance(command.order, PlaceOrder):
+            placed = command.order
+        for event in result.events:
+            if isinstance(event, Transfer):
+                self._transfer(event, changes)
+            elif isinstance(event, AccountCreated):
+                self.accounts[event.key_hash] = event.account
+            elif isinstance(
+                event, MarketEvent | PositionUpdate | LeverageChanged | MarginModeChanged
+            ):
+                if event.symbol not in self.specs:  # a market this gateway does not serve
+                    continue
+                if isinstance(event, MarketEvent):
+                    self._market_event(event.symbol, event.event, placed, changes)
+                else:
+                    self._position_event(event, changes)
+        return changes
+
+    def _position_event(
+        self, event: PositionUpdate | LeverageChanged | MarginModeChanged, changes: Changes
+    ) -> None:
+        position = self.position(event.account, event.symbol)
+        if isinstance(event, PositionUpdate):
+            position.size = event.size
+            position.entry_notional = event.entry_notional
+            position.realized_pnl += event.realized_pnl
+        elif isinstance(event, LeverageChanged):
+            position.leverage = event.leverage
+        else:
+            position.mode = event.mode
+        changes.positions[event.account, event.symbol] = None
+
+    def _market_event(
+        self, symbol: str, event: MatchingEvent, placed: PlaceOrder | None, changes: Changes
+    ) -> None:
+        if isinstance(event, BookDelta):
+            if not self.books[symbol].apply(event):
+                self.gaps += 1
+            changes.book.append((symbol, event))
+            changes.tickers[symbol] = None
+        elif isinstance(event, Trade):
+            self._trade(symbol, event, changes)
+        elif isinstance(event, Accepted):
+            if placed is not None and placed.account == event.account:
+                self._accepted(symbol, event, placed, changes)
+        elif isinstance(event, Cancelled | Expired):
+            order = self._open(event.account, symbol, event.order_id)
+            if order is not None:
+                order.status = (
+                    OrderStatus.CANCELLED if isinstance(event, Cancelled) else OrderStatus.EXPIRED
+                )
+                order.end_reason = event.reason.value
+                order.open = 0
+                self._touch(order, changes)
+        elif isinstance(event, Amended):
+            order = self._open(event.account, symbol, event.order_id)
+            if order is not None:
+                order.price = event.price
+                order.open = event.qty
+                order.qty = order.filled + event.qty
+                self._touch(order, changes)
+        elif isinstance(event, Triggered):
+            order = self._open(event.account, symbol, event.order_id)
+            if order is not None:
+                order.triggered = True
+                self._touch(order, changes)
+
+    def _accepted(self, symbol: str, event: Accepted, terms: PlaceOrder, changes: Changes) -> None:
+        order = OrderState(
+            symbol=symbol,
+            order_id=event.order_id,
+            account=event.account,
+            terms=terms,
+            price=terms.price,
+            qty=terms.qty,
+            open=terms.qty,
+            created=self.time,
+            updated=self.time,
+        )
+        self.account(event.account).open_orders[symbol, event.order_id] = order
+        self._touch(order, changes)
+
+    def _trade(self, symbol: str, trade: Trade, changes: Changes) -> None:
+        self.last[symbol] = (trade.price, trade.qty)
+        changes.trades.append((symbol, trade))
+        changes.tickers[symbol] = None
+        maker_side = Side.SELL if trade.taker_side is Side.BUY else Side.BUY
+        for account, order_id, side, fee, maker in (
+            (trade.taker_account, trade.taker_order_id, trade.taker_side, trade.taker_fee, False),
+            (trade.maker_account, trade.maker_order_id, maker_side, trade.maker_fee, True),
+        ):
+            fill = FillState(
+                symbol=symbol,
+                trade_id=trade.trade_id,
+                order_id=order_id,
+                side=side,
+                maker=maker,
+                price=trade.price,
+                qty=trade.qty,
+                fee=fee,
+                time=self.time,
+            )
+            self.account(account).fills.appendleft(fill)
+            changes.fills.append((account, fill))
+            order = self._open(account, symbol, order_id)
+            if order is not None:
+                order.open -= trade.qty
+                order.filled += trade.qty
+                order.filled_value += trade.price * trade.qty
+                order.status = (
+                    OrderStatus.FILLED if not order.open else OrderStatus.PARTIALLY_FILLED
+                )
+                self._touch(order, changes)
+
+    def _transfer(self, transfer: Transfer, changes: Changes) -> None:
+        for address, amount in (
+            (transfer.source, -transfer.amount),
+            (transfer.target, transfer.amount),
+        ):
+            owner = _user_address(address)
+            if owner is None:
+                continue
+            account, symbol = owner
+            state = self.account(account)
+            if symbol is None:
+                state.wallet += amount
+            else:
+                state.isolated[symbol] = state.isolated.get(symbol, 0) + amount
+                if symbol in self.specs:
+                    changes.positions[account, symbol] = None
+            changes.balances[account] = None
+
+    def _open(self, account: int, symbol: str, order_id: int) -> OrderState | None:
+        state = self._accounts.get(account)
+        return None if state is None else state.open_orders.get((symbol, order_id))
+
+    def _touch(self, order: OrderState, changes: Changes) -> None:
+        """Record the change; move an order that ended to the bounded finished orders."""
+        order.updated = self.time
+        changes.orders[order.account, order.symbol, order.order_id] = None
+        if order.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+            return
+        state = self.account(order.account)
+        key = (order.symbol, order.order_id)
+        state.open_orders.pop(key, None)
+        state.finished[key] = order
+        state.finished.move_to_end(key)
+        while len(state.finished) > self._finished_orders:
+            state.finished.popitem(last=False)
+
+
+def _user_address(address: str) -> tuple[int, str | None] | None:
+    """``u:<account>`` (cross wallet) or ``u:<account>:<SYMBOL>`` (isolated wallet), parsed;
+    None for the exchange's own addresses (fees, insurance, clearing, external)."""
+    if not address.startswith("u:"):
+        return None
+    _, account, *symbol = address.split(":", 2)
+    return int(account), symbol[0] if symbol else None

@@ -1,0 +1,219 @@
+"""The gateway as a service: aiohttp (``/ws``, ``/health/live``, ``/health/ready``) and the loop
+that folds the engine's logs into the read model, answers commands and pushes streams.
+
+One event loop does everything, and nothing in the request or push path waits: a request is
+handled in one step (``session``), a command's answer and its pushes come in the step that
+applies its result, and each connection drains its own bounded queue (``connection``). So the
+order of everything a client sees follows the command log, and no client can hold up another.
+
+Start: the logs are read from their beginning; until the read model has caught up, ``/ws``
+answers 503 and ``/health/ready`` says not ready, because answers from a partial model would be
+wrong. Stop (``stop`` set): every websocket is closed with 1001 (going away), then the clients.
+"""
+
+import asyncio
+from collections.abc import Sequence
+
+import msgspec
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiokafka import AIOKafkaProducer
+
+from exchange.market import MarketSpec
+from services.broker import create_topics
+from services.engine_main import load_markets
+from services.gateway.command_sender import CommandSender
+from services.gateway.config import GatewayConfig
+from services.gateway.connection import Connection
+from services.gateway.convert import Markets
+from services.gateway.log_follower import LogFollower, Pair
+from services.gateway.read_model import ReadModel
+from services.gateway.session import Session
+from services.gateway.streams import Streams
+from services.gateway.views import Views
+from services.health import health_routes
+from services.settings import Settings
+
+log = structlog.get_logger("gateway")
+
+_POLL_MS = 50
+"""Longest a poll of the logs waits when nothing arrives (it returns as soon as records do)."""
+_CLOSE_TIMEOUT_S = 2.0
+"""How long closing a websocket waits for the client's close frame."""
+
+
+async def run_gateway(config: GatewayConfig, settings: Settings, stop: asyncio.Event) -> None:
+    """Serve the engine's markets (``Settings.markets_file``) until ``stop`` is set."""
+    specs = load_markets(settings.markets_file)
+    await create_topics(settings.bootstrap_servers, settings)
+    await Gateway(config, settings, specs).run(stop)
+
+
+class GatewayStatus(msgspec.Struct, frozen=True):
+    """What ``/health/ready`` shows. ``offset``: the command offset of the last event record
+    folded in; ``pending``: commands sent and not yet answered."""
+
+    ready: bool
+    offset: int
+    time: int
+    connections: int
+    pending: int
+    slow_disconnects: int
+
+
+class Gateway:
+    def __init__(
+        self, config: GatewayConfig, settings: Settings, specs: Sequence[MarketSpec]
+    ) -> None:
+        self.config = config.check()
+        self.settings = settings
+        markets = Markets(tuple(specs))
+        self.model = ReadModel(
+            tuple(specs),
+            default_leverage=settings.default_leverage,
+            finished_orders=config.finished_orders,
+            recent_fills=config.recent_fills,
+        )
+        self.follower = LogFollower(settings)
+        self.producer = AIOKafkaProducer(**settings.producer_config())
+        self.sender = CommandSender(
+            self.producer,
+            settings.commands_topic,
+            max_commands_per_record=config.max_commands_per_record,
+            flush_interval_ms=config.flush_interval_ms,
+            timeout_ms=config.engine_timeout_ms,
+        )
+        self.streams = Streams(self.model, Views(markets), markets)
+        self.session = Session(config, markets, self.model, self.sender, self.streams)
+        self.ready = False
+        self.port = config.port
+        """The port serving, once started (``config.port``, or the one picked for 0)."""
+        self.started = asyncio.Event()
+        self.slow_disconnects = 0
+        self._sockets: dict[web.WebSocketResponse, Connection] = {}
+        app = web.Application()
+        app.add_routes([web.get("/ws", self._websocket), *health_routes(self.status)])
+        self._runner = web.AppRunner(app, access_log=None)
+
+    def status(self) -> tuple[bool, GatewayStatus]:
+        status = GatewayStatus(
+            ready=self.ready,
+            offset=self.model.offset,
+            time=self.model.time,
+            connections=len(self._sockets),
+            pending=self.sender.pending,
+            slow_disconnects=self.slow_disconnects,
+        )
+        return self.ready, status
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.producer.start()
+        sending: asyncio.Task[None] | None = None
+        try:
+            await self.follower.start()
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.config.host, self.config.port)
+            await site.start()
+            self.port = int(self._runner.addresses[0][1])
+            self.started.set()
+            log.info("gateway_started", url=f"ws://{self.config.host}:{self.port}/ws")
+            sending = asyncio.create_task(self.sender.run())
+            while not stop.is_set():
+                for pair in await self.follower.poll(_POLL_MS):
+                    self._apply(pair)
+                if not self.ready and self.follower.caught_up:
+                    self.ready = True
+                    log.info(
+                        "gateway_ready", offset=self.model.offset, accounts=len(self.model.accounts)
+                    )
+        finally:
+            self.ready = False
+            await self._close_sockets()
+            await self._runner.cleanup()
+            if sending is not None:
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
+            await self.follower.stop()
+            await self.producer.stop()
+            log.info("gateway_stopped", offset=self.model.offset)
+
+    def _apply(self, pair: Pair) -> None:
+        """Fold one event record in; after each command's result, answer its request (if it
+        is ours) and push what it changed."""
+        commands, events = pair
+        if events.error:
+            log.warning("engine_refused_record", offset=events.offset, error=events.error)
+        envelopes = commands.commands if commands is not None else []
+        time = commands.time if commands is not None else self.model.time
+        for index, result in enumerate(events.results):
+            envelope = envelopes[index] if index < len(envelopes) else None
+            command = (
+                envelope.command if envelope is not None and envelope.id == result.id else None
+            )
+            changes = self.model.apply(result, command, time)
+            self.sender.resolve(result)
+            self.streams.publish(changes)
+        self.model.offset = events.offset
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self.ready:
+            return web.json_response(
+                {"error": "the gateway is catching up with the event log; retry shortly"},
+                status=503,
+            )
+        config = self.config
+        ws = web.WebSocketResponse(
+            max_msg_size=config.max_message_bytes,
+            heartbeat=config.heartbeat_ms / 1000,
+            timeout=_CLOSE_TIMEOUT_S,
+            compress=False,
+            decode_text=False,
+        )
+        await ws.prepare(request)
+        transport = request.transport
+
+        async def write(frame: bytes) -> None:
+            await ws.send_frame(frame, WSMsgType.TEXT)
+
+        def abort() -> None:
+            if transport is not None:
+                transport.abort()
+
+        connection = Connection(
+            write,
+            abort,
+            send_buffer_bytes=config.send_buffer_bytes,
+            limiter=self.session.connection_limiter(),
+            peer=str(request.remote),
+        )
+        self._sockets[ws] = connection
+        writer = asyncio.create_task(connection.run_writer())
+        try:
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    self.session.handle(connection, message.data)
+                elif message.type is WSMsgType.BINARY:
+                    self.session.refuse_binary(connection)
+        finally:
+            if connection.slow:
+                self.slow_disconnects += 1
+            connection.close()
+            self.streams.drop(connection)
+            del self._sockets[ws]
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        return ws
+
+    async def _close_sockets(self) -> None:
+        """Close every websocket (1001); abort those whose client does not answer in time."""
+        sockets = list(self._sockets)
+        closing = [
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping") for ws in sockets
+        ]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*closing, return_exceptions=True), _CLOSE_TIMEOUT_S
+            )
+        except TimeoutError:
+            for connection in list(self._sockets.values()):
+                connection.abort()

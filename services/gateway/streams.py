@@ -1,0 +1,153 @@
+"""Subscriptions and pushes: what each command changed, to the connections that asked for it.
+
+Channels (docs/gateway-protocol.md): public ``book.<SYMBOL>`` (a snapshot, then every delta
+with the engine's ``update_id``), ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (best bid and ask
+and last price, pushed when one of them changes, the current one first); private ``orders``,
+``fills``, ``positions``, ``balances`` of the account logged in.
+
+A payload is encoded once however many connections it goes to; each connection wraps it with
+its own ``seq`` (``Connection.push``). Pushing never waits: a connection's queue is bounded and
+a slow one is disconnected (``connection``). Every push comes from the read model right after a
+command was applied, in command order, so a snapshot taken at subscription and the deltas after
+it fit exactly: nothing runs between them.
+"""
+
+import msgspec
+
+from services.gateway.connection import Connection
+from services.gateway.convert import Markets
+from services.gateway.protocol import ENCODER, ErrorCode, Failure, TickerView
+from services.gateway.read_model import Changes, ReadModel
+from services.gateway.views import Views
+
+PUBLIC_KINDS = ("book", "trades", "ticker")
+PRIVATE_CHANNELS = ("orders", "fills", "positions", "balances")
+
+
+class Streams:
+    def __init__(self, model: ReadModel, views: Views, markets: Markets) -> None:
+        self.model = model
+        self.views = views
+        self.markets = markets
+        self._public: dict[str, set[Connection]] = {}
+        """Public channel → its subscribers."""
+        self._accounts: dict[int, set[Connection]] = {}
+        """Account → its logged-in connections (each pushes only the private channels it
+        subscribed)."""
+        self._tickers: dict[str, tuple[str | None, ...]] = {}
+        """Per market, the ticker last pushed (without its time): one push per change."""
+
+    # ---------------------------------------------------------------------- subscriptions
+
+    def logged_in(self, connection: Connection) -> None:
+        assert connection.account is not None
+        self._accounts.setdefault(connection.account, set()).add(connection)
+
+    def subscribe(self, connection: Connection, channel: str) -> None:
+        """Subscribe (again: ``seq`` restarts and a book sends a fresh snapshot); the caller
+        answers the request, then calls ``start`` for the channel's first push."""
+        if channel in PRIVATE_CHANNELS:
+            if connection.account is None:
+                raise Failure(ErrorCode.UNAUTHENTICATED, f"log in to subscribe to {channel}")
+        else:
+            kind, _, symbol = channel.partition(".")
+            if kind not in PUBLIC_KINDS:
+                channels = ", ".join([f"{k}.<SYMBOL>" for k in PUBLIC_KINDS] + [*PRIVATE_CHANNELS])
+                raise Failure(ErrorCode.UNKNOWN_CHANNEL, f"no channel {channel!r} ({channels})")
+            self.markets.spec(symbol)
+            self._public.setdefault(channel, set()).add(connection)
+        connection.channels[channel] = 0
+
+    def start(self, connection: Connection, channel: str) -> None:
+        """The first push of a channel just subscribed: the book's snapshot, the ticker now."""
+        kind, _, symbol = channel.partition(".")
+        if kind == "book":
+            snapshot = self.views.book_snapshot(symbol, self.model.books[symbol])
+            connection.push(channel, msgspec.Raw(snapshot))
+        elif kind == "ticker":
+            ticker = self.views.ticker(self.model, symbol)
+            self._tickers[symbol] = _ticker_key(ticker)
+            connection.push(channel, msgspec.Raw(ENCODER.encode(ticker)))
+
+    def unsubscribe(self, connection: Connection, channel: str) -> None:
+        if connection.channels.pop(channel, None) is None:
+            raise Failure(ErrorCode.UNKNOWN_CHANNEL, f"not subscribed to {channel!r}")
+        subscribers = self._public.get(channel)
+        if subscribers is not None:
+            subscribers.discard(connection)
+            if not subscribers:
+                del self._public[channel]
+
+    def drop(self, connection: Connection) -> None:
+        """Forget a connection that has closed."""
+        for channel in list(connection.channels):
+            self.unsubscribe(connection, channel)
+        if connection.account is not None:
+            mine = self._accounts.get(connection.account)
+            if mine is not None:
+                mine.discard(connection)
+                if not mine:
+                    del self._accounts[connection.account]
+
+    # ------------------------------------------------------------------------------ pushes
+
+    def publish(self, changes: Changes) -> None:
+        """Push what one command changed: public channels, then each account's own. A payload
+        is built only if someone is subscribed to it."""
+        views, model = self.views, self.model
+        for symbol, delta in changes.book:
+            channel = f"book.{symbol}"
+            if self._public.get(channel):
+                self._to_public(channel, views.book_delta(symbol, delta))
+        for symbol, trade in changes.trades:
+            channel = f"trades.{symbol}"
+            if self._public.get(channel):
+                self._to_public(channel, ENCODER.encode(views.trade(symbol, trade, model.time)))
+        for symbol in changes.tickers:
+            self._ticker(symbol)
+        for account, symbol, order_id in changes.orders:
+            order = model.order(account, symbol, order_id)
+            to = self._private(account, "orders")
+            if to and order is not None:
+                _push(to, "orders", ENCODER.encode(views.order(order)))
+        for account, fill in changes.fills:
+            to = self._private(account, "fills")
+            if to:
+                _push(to, "fills", ENCODER.encode(views.fill(fill)))
+        for account, symbol in changes.positions:
+            to = self._private(account, "positions")
+            if to:
+                _push(to, "positions", ENCODER.encode(views.position(model, account, symbol)))
+        for account in changes.balances:
+            to = self._private(account, "balances")
+            if to:
+                _push(to, "balances", ENCODER.encode(views.balance(model, account)))
+
+    def _to_public(self, channel: str, payload: bytes) -> None:
+        _push(list(self._public.get(channel, ())), channel, payload)
+
+    def _private(self, account: int, channel: str) -> list[Connection]:
+        """The account's connections subscribed to ``channel``."""
+        connections = self._accounts.get(account, ())
+        return [connection for connection in connections if channel in connection.channels]
+
+    def _ticker(self, symbol: str) -> None:
+        channel = f"ticker.{symbol}"
+        if not self._public.get(channel):
+            return
+        ticker = self.views.ticker(self.model, symbol)
+        if self._tickers.get(symbol) == _ticker_key(ticker):
+            return
+        self._tickers[symbol] = _ticker_key(ticker)
+        self._to_public(channel, ENCODER.encode(ticker))
+
+
+def _ticker_key(ticker: TickerView) -> tuple[str | None, ...]:
+    """What a ticker push is for: a change of any of these (not of the time alone)."""
+    return (ticker.best_bid, ticker.best_bid_qty, ticker.best_ask, ticker.best_ask_qty, ticker.last)
+
+
+def _push(connections: list[Connection], channel: str, payload: bytes) -> None:
+    data = msgspec.Raw(payload)
+    for connection in connections:
+        connection.push(channel, data)

@@ -1,0 +1,194 @@
+"""The read model's integers as the protocol's decimal strings. Pure.
+
+Exact where the value is exact (prices, quantities, amounts on their grids); an average price
+or an entry price, a ratio that need not end, is rounded half-even to four places below the
+tick, and the exact figure beside it (``entry_notional``) is there for whoever needs it.
+"""
+
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from exchange.events import BookDelta, Trade
+from exchange.market import MarketSpec
+from exchange.units import RATE_ONE, from_units
+from services.gateway import protocol
+from services.gateway.convert import Markets
+from services.gateway.read_model import FillState, OrderState, PositionState, ReadModel
+from services.l2_book import L2Book
+
+_EXTRA_PLACES = 4
+
+
+class Views:
+    """Formats state for one set of markets."""
+
+    def __init__(self, markets: Markets) -> None:
+        self.markets = markets
+
+    def money(self, amount: int) -> str:
+        return from_units(amount, self.markets.money_step)
+
+    def price(self, spec: MarketSpec, ticks: int | None) -> str | None:
+        return None if ticks is None else spec.ticks_to_str(ticks)
+
+    def market(self, spec: MarketSpec) -> protocol.MarketView:
+        brackets = spec.leverage_brackets
+        return protocol.MarketView(
+            symbol=spec.symbol,
+            base_asset=spec.base_asset,
+            quote_asset=spec.quote_asset,
+            settle_asset=spec.settle_asset,
+            tick_size=spec.tick_size,
+            lot_size=spec.lot_size,
+            min_qty=spec.lots_to_str(spec.min_qty),
+            max_qty=spec.lots_to_str(spec.max_qty),
+            max_price=spec.ticks_to_str(spec.max_price),
+            min_notional=self.money(spec.min_notional),
+            maker_fee=rate(spec.maker_fee),
+            taker_fee=rate(spec.taker_fee),
+            max_leverage=brackets[0].max_leverage if brackets else 0,
+        )
+
+    def order(self, order: OrderState) -> protocol.OrderView:
+        spec = self.markets.specs[order.symbol]
+        terms = order.terms
+        average = None
+        if order.filled:
+            average = _ratio(order.filled_value, order.filled, spec.tick)
+        return protocol.OrderView(
+            symbol=order.symbol,
+            order_id=order.order_id,
+            side=terms.side,
+            type=terms.type,
+            status=order.status,
+            qty=spec.lots_to_str(order.qty),
+            open_qty=spec.lots_to_str(order.open),
+            filled_qty=spec.lots_to_str(order.filled),
+            avg_price=average,
+            price=self.price(spec, order.price),
+            stop_price=self.price(spec, terms.stop_price),
+            activation_price=self.price(spec, terms.activation_price),
+            callback_rate=None if terms.callback_rate is None else rate(terms.callback_rate),
+            tif=terms.tif,
+            trigger=terms.trigger,
+            reduce_only=terms.reduce_only,
+            stp=terms.stp,
+            triggered=order.triggered,
+            end_reason=order.end_reason,
+            created=order.created,
+            updated=order.updated,
+        )
+
+    def fill(self, fill: FillState) -> protocol.FillView:
+        spec = self.markets.specs[fill.symbol]
+        return protocol.FillView(
+            symbol=fill.symbol,
+            trade_id=fill.trade_id,
+            order_id=fill.order_id,
+            side=fill.side,
+            role="maker" if fill.maker else "taker",
+            price=spec.ticks_to_str(fill.price),
+            qty=spec.lots_to_str(fill.qty),
+            fee=self.money(fill.fee),
+            time=fill.time,
+        )
+
+    def position(self, model: ReadModel, account: int, symbol: str) -> protocol.PositionView:
+        spec = self.markets.specs[symbol]
+        position: PositionState = model.position(account, symbol)
+        entry = None
+        if position.size:
+            # entry_notional is |size| × price × multiplier minor units: the price in ticks is
+            # entry_notional / (|size| × multiplier)
+            entry = _ratio(position.entry_notional, abs(position.size) * spec.multiplier, spec.tick)
+        return protocol.PositionView(
+            symbol=symbol,
+            size=spec.lots_to_str(position.size),
+            entry_price=entry,
+            entry_notional=self.money(position.entry_notional),
+            realized_pnl=self.money(position.realized_pnl),
+            isolated_wallet=self.money(model.account(account).isolated.get(symbol, 0)),
+            margin_mode=position.mode,
+            leverage=position.leverage,
+        )
+
+    def balance(self, model: ReadModel, account: int) -> protocol.BalanceView:
+        state = model.account(account)
+        return protocol.BalanceView(
+            asset=self.markets.settle_asset,
+            wallet=self.money(state.wallet),
+            isolated=self.money(sum(state.isolated.values())),
+        )
+
+    def book(
+        self,
+        symbol: str,
+        kind: str,
+        update_id: int,
+        bids: Iterable[tuple[int, int]],
+        asks: Iterable[tuple[int, int]],
+    ) -> bytes:
+        """A ``book.<SYMBOL>`` payload, encoded once for every subscriber: levels as
+        ``[price, qty]`` strings, ``bids`` given highest first and ``asks`` lowest first."""
+        spec = self.markets.specs[symbol]
+        levels = protocol.BookLevels(
+            type=kind,
+            symbol=symbol,
+            update_id=update_id,
+            bids=[_level(spec, price, qty) for price, qty in bids],
+            asks=[_level(spec, price, qty) for price, qty in asks],
+        )
+        return protocol.ENCODER.encode(levels)
+
+    def book_delta(self, symbol: str, delta: BookDelta) -> bytes:
+        """The engine's delta (each side by ascending price) as a ``delta`` payload."""
+        return self.book(symbol, "delta", delta.update_id, reversed(delta.bids), delta.asks)
+
+    def book_snapshot(self, symbol: str, book: L2Book) -> bytes:
+        bids, asks = book.bids.items(), book.asks.items()
+        return self.book(symbol, "snapshot", book.update_id, reversed(bids), asks)
+
+    def trade(self, symbol: str, trade: Trade, time: int) -> protocol.TradeView:
+        spec = self.markets.specs[symbol]
+        return protocol.TradeView(
+            symbol=symbol,
+            trade_id=trade.trade_id,
+            price=spec.ticks_to_str(trade.price),
+            qty=spec.lots_to_str(trade.qty),
+            taker_side=trade.taker_side,
+            time=time,
+        )
+
+    def ticker(self, model: ReadModel, symbol: str) -> protocol.TickerView:
+        spec = self.markets.specs[symbol]
+        book = model.books[symbol]
+        bid = book.bids.peekitem(-1) if book.bids else None
+        ask = book.asks.peekitem(0) if book.asks else None
+        last = model.last.get(symbol)
+        return protocol.TickerView(
+            symbol=symbol,
+            best_bid=None if bid is None else spec.ticks_to_str(bid[0]),
+            best_bid_qty=None if bid is None else spec.lots_to_str(bid[1]),
+            best_ask=None if ask is None else spec.ticks_to_str(ask[0]),
+            best_ask_qty=None if ask is None else spec.lots_to_str(ask[1]),
+            last=None if last is None else spec.ticks_to_str(last[0]),
+            time=model.time,
+        )
+
+
+def rate(units: int) -> str:
+    """A rate (1e-8 units) as a plain fraction: 20_000 is ``"0.0002"``."""
+    value = (Decimal(units) / RATE_ONE).normalize()
+    return format(value, "f")
+
+
+def _level(spec: MarketSpec, price: int, qty: int) -> tuple[str, str]:
+    return spec.ticks_to_str(price), spec.lots_to_str(qty)
+
+
+def _ratio(numerator: int, denominator: int, tick: Decimal) -> str:
+    """``numerator / denominator`` ticks as a price, half-even, four places below the tick."""
+    exponent = tick.as_tuple().exponent
+    places = (-exponent if isinstance(exponent, int) and exponent < 0 else 0) + _EXTRA_PLACES
+    value = Decimal(numerator) * tick / Decimal(denominator)
+    return format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
