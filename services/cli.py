@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     engine.set_defaults(handler=_engine)
 
+    gateway = commands.add_parser(
+        "gateway",
+        help="serve the websocket API (docs/gateway-protocol.md) on EXCHANGE_GATEWAY_PORT",
+        description="Accounts, trading and streams over a websocket (EXCHANGE_* settings).",
+    )
+    gateway.set_defaults(handler=_gateway)
+
     oracle = commands.add_parser(
         "oracle",
         help="publish index and mark prices and send the engine the mark, on event time",
@@ -112,6 +119,17 @@ def _engine(_args: argparse.Namespace) -> int:
     from services.engine_main import run_engine
 
     asyncio.run(_until_signalled(run_engine))
+    return 0
+
+
+def _gateway(_args: argparse.Namespace) -> int:
+    from services.gateway.server import run_gateway
+
+    try:
+        asyncio.run(_until_signalled(run_gateway))
+    except ValueError as error:
+        log.error("gateway_failed", error=str(error))
+        return 2
     return 0
 
 

@@ -154,6 +154,50 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     00:00, 08:00 and 16:00 UTC; a drill settles every minute with ``60000``. The interval must
     be a multiple of the 5 s premium sampling."""
 
+    # The websocket gateway (docs/gateway-protocol.md): its endpoint, the key its API secrets
+    # derive from, and the limits that keep one client from hurting the others.
+    gateway_host: str = "127.0.0.1"
+    """Interface the websocket and health endpoints bind; ``0.0.0.0`` in a container."""
+    gateway_port: int = 8765
+    """Port of ``/ws`` and ``/health/*``; 0 picks a free one (the server logs it)."""
+    gateway_master_key: str = ""
+    """Every API secret derives from it (``services/gateway/auth.py``): secret, the same on
+    every gateway instance, at least 32 characters; changing it invalidates every API key.
+    Empty where no gateway runs; ``exchange up`` makes one per run."""
+    gateway_login_window_ms: int = 10_000
+    """A login's timestamp may be this far from the gateway's clock, either way."""
+    gateway_nonces_per_key: int = 1_000
+    """Most logins of one API key per login window (the bound on remembered nonces)."""
+    gateway_max_frame_bytes: int = 16_384
+    """A larger request frame is answered with ``frame_too_large`` (the connection stays)."""
+    gateway_max_message_bytes: int = 1_048_576
+    """A larger frame closes the connection (1009): the bound on what a client makes the
+    gateway read into memory before it can look at it."""
+    gateway_send_buffer_bytes: int = 4_194_304
+    """Unsent bytes a connection may have queued; a client that reads slower than its streams
+    arrive is disconnected when it would exceed this, so it never slows anybody else."""
+    gateway_connection_request_limit: int = 600
+    """Request weight a connection may spend per ``gateway_connection_request_window_ms`` (a token
+    bucket: bursts up to the limit); every request counts, valid or not."""
+    gateway_connection_request_window_ms: int = 10_000
+    gateway_account_order_limit: int = 300
+    """Order requests (place, amend, cancel, cancel-all) an account may make per
+    ``gateway_account_order_window_ms`` on this gateway instance, across its connections."""
+    gateway_account_order_window_ms: int = 10_000
+    gateway_max_commands_per_record: int = 500
+    """Most commands per command record (a record stays far below the broker's 1 MB)."""
+    gateway_flush_interval_ms: int = 1
+    """How long the first command of a record waits for others before the record is sent:
+    requests arriving together ride in one record, the broker's unit of cost. 0: send at once."""
+    gateway_engine_timeout_ms: int = 10_000
+    """A command the engine has not answered within this gets ``timeout``."""
+    gateway_recent_fills: int = 1_000
+    """Fills kept per account for the ``fills`` query."""
+    gateway_finished_orders: int = 1_000
+    """Finished (filled, cancelled, expired) orders kept per account for the ``order`` query."""
+    gateway_heartbeat_ms: int = 20_000
+    """Websocket ping interval: a peer that stops answering is closed."""
+
     # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
     # what the exactly-once design rests on and what the embedded broker supports.
     request_timeout_ms: int = 30_000
@@ -288,6 +332,13 @@ def _host(text: str) -> str:
     return text
 
 
+def _master_key(text: str) -> str:
+    """Empty (no gateway runs), or at least 32 characters: every API secret derives from it."""
+    if text and len(text) < 32:
+        raise ValueError("expected at least 32 characters (or none, where no gateway runs)")
+    return text
+
+
 def _path(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a directory path")
@@ -404,6 +455,24 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "oracle_publish_ms": _integer(1, 3_600_000),
     "oracle_basis_window": _integer(1, 86_400),
     "funding_schedule": _checked(lambda text: per_market(text, _schedule)),
+    "gateway_host": _host,
+    "gateway_port": _integer(0, 65_535),
+    "gateway_master_key": _master_key,
+    "gateway_login_window_ms": _integer(1, 3_600_000),
+    "gateway_nonces_per_key": _integer(1, 1_000_000),
+    "gateway_max_frame_bytes": _integer(256, 1_048_576),
+    "gateway_max_message_bytes": _integer(256, 16_777_216),
+    "gateway_send_buffer_bytes": _integer(1_024, 1_073_741_824),
+    "gateway_connection_request_limit": _integer(1, 1_000_000),
+    "gateway_connection_request_window_ms": _integer(1, _MS_DAY),
+    "gateway_account_order_limit": _integer(1, 1_000_000),
+    "gateway_account_order_window_ms": _integer(1, _MS_DAY),
+    "gateway_max_commands_per_record": _integer(1, 10_000),
+    "gateway_flush_interval_ms": _integer(0, 1_000),
+    "gateway_engine_timeout_ms": _integer(1, 3_600_000),
+    "gateway_recent_fills": _integer(1, 1_000_000),
+    "gateway_finished_orders": _integer(1, 1_000_000),
+    "gateway_heartbeat_ms": _integer(100, 3_600_000),
     "request_timeout_ms": _integer(1_000, _MS_DAY),
     "producer_linger_ms": _integer(0, 60_000),
     "producer_max_batch_bytes": _integer(1_024, 1_048_576),
@@ -454,6 +523,12 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             f"{env_var('request_timeout_ms')} ({settings.request_timeout_ms}) must exceed "
             f"{env_var('consumer_session_timeout_ms')} ({settings.consumer_session_timeout_ms})"
+        )
+    if settings.gateway_max_message_bytes < settings.gateway_max_frame_bytes:
+        raise SettingsError(
+            f"{env_var('gateway_max_message_bytes')} ({settings.gateway_max_message_bytes}) "
+            f"must be at least {env_var('gateway_max_frame_bytes')} "
+            f"({settings.gateway_max_frame_bytes})"
         )
     topics = ("commands_topic", "events_topic", "prices_topic")
     seen: dict[str, str] = {}

@@ -14,6 +14,7 @@ the services stop in order instead of all at once.
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,11 +34,12 @@ from services.settings import Settings, env_var
 
 log = structlog.get_logger("up")
 
-SERVICES = ("engine", "oracle", "funding", "feed", "market-maker")
+SERVICES = ("engine", "gateway", "oracle", "funding", "feed", "market-maker")
 """Started in this order, stopped in the reverse one: the engine first, as everything else
-sends it commands; the oracle, then the funding service (which samples the oracle's points),
-before the feed, so that they follow its ticks from the first; the maker last. Stopped the other
-way round, no service is left sending to one that has stopped."""
+sends it commands; the gateway, so that clients can connect once the banner says so; the
+oracle, then the funding service (which samples the oracle's points), before the feed, so that
+they follow its ticks from the first; the maker last. Stopped the other way round, no service is
+left sending to one that has stopped."""
 
 
 class ServiceExited(RuntimeError):
@@ -80,12 +82,12 @@ def _free_port() -> int:
         return port
 
 
-async def _wait_ready(url: str, engine: Service, timeout_s: float) -> None:
-    """Poll the engine's readiness endpoint until it answers 200."""
+async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
+    """Poll a service's readiness endpoint until it answers 200."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
         while time.monotonic() < deadline:
-            engine.check()
+            service.check()
             try:
                 async with session.get(url) as response:
                     if response.status == 200:
@@ -93,7 +95,7 @@ async def _wait_ready(url: str, engine: Service, timeout_s: float) -> None:
             except (aiohttp.ClientError, TimeoutError):
                 pass
             await asyncio.sleep(0.1)
-    raise TimeoutError(f"the engine was not ready within {timeout_s:.0f} s ({url})")
+    raise TimeoutError(f"the {service.name} was not ready within {timeout_s:.0f} s ({url})")
 
 
 def _banner(settings: Settings, health_url: str) -> str:
@@ -101,6 +103,8 @@ def _banner(settings: Settings, health_url: str) -> str:
     return "\n".join(
         [
             "The exchange is up.",
+            f"  websocket API:           ws://{settings.gateway_host}:{settings.gateway_port}/ws",
+            "                           (docs/gateway-protocol.md)",
             f"  broker (Kafka protocol): {settings.bootstrap_servers}",
             f"  commands topic:          {settings.commands_topic}",
             f"  events topic:            {settings.events_topic}",
@@ -139,21 +143,29 @@ async def _run(
     services: list[Service],
     stop: asyncio.Event,
 ) -> int:
-    health_port = _free_port()
+    health_port, gateway_port = _free_port(), settings.gateway_port or _free_port()
     overrides = {
         "bootstrap_servers": broker.bootstrap,
         "snapshot_dir": str(Path(run_dir) / "snapshots"),
         "health_port": str(health_port),
         "health_host": "127.0.0.1",
+        "gateway_port": str(gateway_port),
+        # A key per run unless one is set: this exchange's accounts live as long as its broker.
+        "gateway_master_key": settings.gateway_master_key or secrets.token_hex(32),
     }
     env = dict(os.environ) | {env_var(name): value for name, value in overrides.items()}
-    settings = msgspec.structs.replace(settings, bootstrap_servers=broker.bootstrap)
+    settings = msgspec.structs.replace(
+        settings, bootstrap_servers=broker.bootstrap, gateway_port=gateway_port
+    )
     await create_topics(broker.bootstrap, settings)
     health_url = f"http://127.0.0.1:{health_port}/health/ready"
     for name in SERVICES:
         services.append(Service(name, env))
         if name == "engine":
-            await _wait_ready(health_url, services[0], timeout_s=60)
+            await _wait_ready(health_url, services[-1], timeout_s=60)
+        if name == "gateway":
+            gateway_health = f"http://{settings.gateway_host}:{gateway_port}/health/ready"
+            await _wait_ready(gateway_health, services[-1], timeout_s=60)
     print(_banner(settings, health_url), flush=True)
     while not stop.is_set():
         for service in services:

@@ -21,7 +21,7 @@ from topics import fresh_settings
 from exchange.default_markets import DEFAULT_MARKETS
 from services.engine_service import EngineService
 from services.gateway.auth import sign_login
-from services.gateway.config import GatewayConfig
+from services.gateway.config import gateway_config
 from services.gateway.server import Gateway
 
 WAIT_S = 20
@@ -36,12 +36,14 @@ class System:
     def __init__(self, bootstrap: str, snapshot_dir: Path, **config: Any) -> None:
         self.bootstrap = bootstrap
         self.snapshot_dir = snapshot_dir
-        self.config = GatewayConfig(port=0, master_key=MASTER_KEY, **config)
+        self.config_changes = {"gateway_" + name: value for name, value in config.items()}
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> "System":
-        self.settings = await fresh_settings(self.bootstrap)
+        self.settings = await fresh_settings(
+            self.bootstrap, gateway_port=0, gateway_master_key=MASTER_KEY, **self.config_changes
+        )
         self.engine = EngineService(
             bootstrap=self.bootstrap,
             commands_topic=self.settings.commands_topic,
@@ -52,7 +54,7 @@ class System:
         )
         self._tasks.append(asyncio.create_task(self.engine.run(self.stop)))
         await asyncio.wait_for(self.engine.ready.wait(), WAIT_S)
-        self.gateway = Gateway(self.config, self.settings, DEFAULT_MARKETS)
+        self.gateway = Gateway(gateway_config(self.settings), self.settings, DEFAULT_MARKETS)
         self._tasks.append(asyncio.create_task(self.gateway.run(self.stop)))
         await asyncio.wait_for(until(lambda: self.gateway.ready), WAIT_S)
         self.url = f"http://127.0.0.1:{self.gateway.port}"

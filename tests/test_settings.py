@@ -16,6 +16,7 @@ from exchange.default_markets import USDT
 from exchange.funding_schedule import FundingSchedule
 from exchange.index_price import IndexMethod, IndexSource
 from exchange.units import RATE_ONE
+from services.gateway.config import gateway_config
 from services.settings import Settings, SettingsError, env_var, load_settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
@@ -93,6 +94,24 @@ def test_every_field_is_read_from_its_variable() -> None:
         consumer_fetch_max_wait_ms=100,
         consumer_session_timeout_ms=6_000,
         consumer_heartbeat_interval_ms=1_000,
+        gateway_host="0.0.0.0",
+        gateway_port=9443,
+        gateway_master_key="k" * 40,
+        gateway_login_window_ms=5_000,
+        gateway_nonces_per_key=50,
+        gateway_max_frame_bytes=8_192,
+        gateway_max_message_bytes=65_536,
+        gateway_send_buffer_bytes=1_048_576,
+        gateway_connection_request_limit=100,
+        gateway_connection_request_window_ms=1_000,
+        gateway_account_order_limit=50,
+        gateway_account_order_window_ms=1_000,
+        gateway_max_commands_per_record=100,
+        gateway_flush_interval_ms=0,
+        gateway_engine_timeout_ms=5_000,
+        gateway_recent_fills=10,
+        gateway_finished_orders=10,
+        gateway_heartbeat_ms=5_000,
     )
     defaults = msgspec.structs.asdict(Settings())
     assert all(v != defaults[k] for k, v in msgspec.structs.asdict(wanted).items())
@@ -269,10 +288,26 @@ def test_the_compose_engine_is_configured_by_valid_settings() -> None:
     assert settings.replication_factor == 3
 
 
-@pytest.mark.parametrize("service", ["oracle", "funding", "feed", "market-maker"])
+@pytest.mark.parametrize("service", ["gateway", "oracle", "funding", "feed", "market-maker"])
 def test_the_other_compose_services_share_the_engines_broker_and_topics(service: str) -> None:
     engine, other = load_settings(compose_environment("engine")), compose_environment(service)
     settings = load_settings(other)
     fields = ("bootstrap_servers", "commands_topic", "events_topic", "prices_topic")
     for field in (*fields, "funding_schedule"):  # the oracle and funding must agree on it
         assert getattr(settings, field) == getattr(engine, field)
+
+
+def test_a_gateway_needs_a_long_master_key_and_a_message_limit_above_the_frame_limit() -> None:
+    with pytest.raises(SettingsError, match="EXCHANGE_GATEWAY_MASTER_KEY"):
+        load_settings({"EXCHANGE_GATEWAY_MASTER_KEY": "short"})
+    with pytest.raises(SettingsError, match="EXCHANGE_GATEWAY_MAX_MESSAGE_BYTES"):
+        load_settings(
+            {
+                "EXCHANGE_GATEWAY_MAX_FRAME_BYTES": "4096",
+                "EXCHANGE_GATEWAY_MAX_MESSAGE_BYTES": "1024",
+            }
+        )
+    with pytest.raises(ValueError, match="needs EXCHANGE_GATEWAY_MASTER_KEY"):
+        gateway_config(Settings())
+    config = gateway_config(load_settings({"EXCHANGE_GATEWAY_MASTER_KEY": "m" * 32}))
+    assert config.master_key == "m" * 32 and config.port == Settings().gateway_port

@@ -23,7 +23,7 @@ from exchange.market import MarketSpec
 from services.broker import create_topics
 from services.engine_main import load_markets
 from services.gateway.command_sender import CommandSender
-from services.gateway.config import GatewayConfig
+from services.gateway.config import GatewayConfig, gateway_config
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.log_follower import LogFollower, Pair
@@ -42,8 +42,10 @@ _CLOSE_TIMEOUT_S = 2.0
 """How long closing a websocket waits for the client's close frame."""
 
 
-async def run_gateway(config: GatewayConfig, settings: Settings, stop: asyncio.Event) -> None:
-    """Serve the engine's markets (``Settings.markets_file``) until ``stop`` is set."""
+async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve the engine's markets (``Settings.markets_file``) until ``stop`` is set; a
+    ``ValueError`` at once if the settings cannot run a gateway (no master key)."""
+    config = gateway_config(settings)
     specs = load_markets(settings.markets_file)
     await create_topics(settings.bootstrap_servers, settings)
     await Gateway(config, settings, specs).run(stop)
@@ -65,7 +67,7 @@ class Gateway:
     def __init__(
         self, config: GatewayConfig, settings: Settings, specs: Sequence[MarketSpec]
     ) -> None:
-        self.config = config.check()
+        self.config = config
         self.settings = settings
         markets = Markets(tuple(specs))
         self.model = ReadModel(
