@@ -350,7 +350,7 @@ async def test_bad_frames_get_errors_and_a_huge_one_closes_only_its_connection(
     assert unknown["error"] == {"code": "unknown_op", "message": "no op 'transfer_all'"}
 
     # above max_message_bytes the gateway reads no further: that connection alone is closed
-    await client.ws.send_str("x" * (system.config.max_message_bytes + 1))
+    await client.ws.send_str("x" * (system.gateway.config.max_message_bytes + 1))
     await asyncio.wait_for(client._reader, WAIT_S)
     assert client.ws.close_code == 1009
     assert await bystander.ok("ping")
