@@ -6,6 +6,7 @@ stderr through structlog, so that they never corrupt that JSON.
 
 import argparse
 import asyncio
+import importlib
 import json
 import signal
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,35 @@ SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
 """A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
 
 log = structlog.get_logger()
+
+SERVICES = {
+    "engine": (
+        "services.engine_main:run_engine",
+        "consume the command topic and publish the event topic: the engine service",
+    ),
+    "gateway": (
+        "services.gateway.server:run_gateway",
+        "serve the websocket API (docs/gateway-protocol.md) on EXCHANGE_GATEWAY_PORT",
+    ),
+    "oracle": (
+        "services.oracle:run_oracle",
+        "publish index and mark prices and send the engine the mark, on event time",
+    ),
+    "funding": (
+        "services.funding:run_funding",
+        "publish the predicted funding rate and settle funding at each boundary",
+    ),
+    "feed": (
+        "services.market_feed:run_feed",
+        "replay the bundled BTCUSDT recording as live index ticks on the price topic",
+    ),
+    "market-maker": (
+        "services.market_maker:run_market_maker",
+        "quote post-only ladders around the index from the maker's own account",
+    ),
+}
+"""The long-running services: each a subcommand, ``module:function`` taking the settings and
+a stop event, imported only when run (so ``exchange --help`` stays fast)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,49 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(handler=_up)
 
-    engine = commands.add_parser(
-        "engine",
-        help="run the engine service against the broker in EXCHANGE_BOOTSTRAP_SERVERS",
-        description="Consume the command topic, publish the event topic (EXCHANGE_* settings).",
-    )
-    engine.set_defaults(handler=_engine)
-
-    gateway = commands.add_parser(
-        "gateway",
-        help="serve the websocket API (docs/gateway-protocol.md) on EXCHANGE_GATEWAY_PORT",
-        description="Accounts, trading and streams over a websocket (EXCHANGE_* settings).",
-    )
-    gateway.set_defaults(handler=_gateway)
-
-    oracle = commands.add_parser(
-        "oracle",
-        help="publish index and mark prices and send the engine the mark, on event time",
-        description="Index and mark from the index ticks and the engine's book, until SIGTERM "
-        "or SIGINT (EXCHANGE_* settings).",
-    )
-    oracle.set_defaults(handler=_oracle)
-
-    funding = commands.add_parser(
-        "funding",
-        help="publish the predicted funding rate and settle funding at each boundary",
-        description="Sample the premium the oracle publishes and settle funding on event time, "
-        "until SIGTERM or SIGINT (EXCHANGE_* settings).",
-    )
-    funding.set_defaults(handler=_funding)
-
-    feed = commands.add_parser(
-        "feed",
-        help="replay the bundled BTCUSDT recording as live index ticks on the price topic",
-        description="Publish index ticks until SIGTERM or SIGINT (EXCHANGE_* settings).",
-    )
-    feed.set_defaults(handler=_feed)
-
-    maker = commands.add_parser(
-        "market-maker",
-        help="quote post-only ladders around the index from the maker's own account",
-        description="Quote until SIGTERM or SIGINT, then cancel the quotes (EXCHANGE_* settings).",
-    )
-    maker.set_defaults(handler=_market_maker)
+    for name, (target, help_text) in SERVICES.items():
+        service = commands.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}, until SIGTERM or SIGINT "
+            "(configured by the EXCHANGE_* variables of services/settings.py).",
+        )
+        service.set_defaults(handler=_service, name=name, target=target)
     return parser
 
 
@@ -114,55 +109,17 @@ def _up(_args: argparse.Namespace) -> int:
     return asyncio.run(run_up(load_settings()))
 
 
-def _engine(_args: argparse.Namespace) -> int:
-    """Run until SIGTERM or SIGINT; then finish the batch, snapshot and close."""
-    from services.engine_main import run_engine
-
-    asyncio.run(_until_signalled(run_engine))
-    return 0
-
-
-def _gateway(_args: argparse.Namespace) -> int:
-    from services.gateway.server import run_gateway
-
+def _service(args: argparse.Namespace) -> int:
+    """Run one service until SIGTERM or SIGINT; then it finishes what it is doing (the engine
+    its batch and a snapshot) and closes. A service that refuses its configuration says why
+    (a ``ValueError``) and exits with 1."""
+    module, function = args.target.split(":")
+    run = getattr(importlib.import_module(module), function)
     try:
-        asyncio.run(_until_signalled(run_gateway))
+        asyncio.run(_until_signalled(run))
     except ValueError as error:
-        log.error("gateway_failed", error=str(error))
-        return 2
-    return 0
-
-
-def _oracle(_args: argparse.Namespace) -> int:
-    from services.oracle import run_oracle
-
-    asyncio.run(_until_signalled(run_oracle))
-    return 0
-
-
-def _funding(_args: argparse.Namespace) -> int:
-    from services.funding import run_funding
-
-    asyncio.run(_until_signalled(run_funding))
-    return 0
-
-
-def _feed(_args: argparse.Namespace) -> int:
-    from services.feed_sample import FeedSampleError
-    from services.market_feed import run_feed
-
-    try:
-        asyncio.run(_until_signalled(run_feed))
-    except FeedSampleError as error:
-        log.error("feed_failed", error=str(error))
+        log.error("service_failed", service=args.name, error=str(error))
         return 1
-    return 0
-
-
-def _market_maker(_args: argparse.Namespace) -> int:
-    from services.market_maker import run_market_maker
-
-    asyncio.run(_until_signalled(run_market_maker))
     return 0
 
 
