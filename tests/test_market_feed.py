@@ -103,7 +103,5 @@ def test_the_feed_command_reports_a_bad_sample(
 ) -> None:
     monkeypatch.setenv("EXCHANGE_FEED_SAMPLE", str(tmp_path / "missing.csv"))
     assert main(["feed"]) == 1
-    assert (
-        "service_failed" in capsys.readouterr().err
-        and '"service": "feed"' in capsys.readouterr().err
-    )
+    logged = capsys.readouterr().err
+    assert "service_failed" in logged and '"service": "feed"' in logged
