@@ -12,7 +12,7 @@ can be snapshotted and restored (``snapshot``, ``restore``) and is fingerprinted
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -60,6 +60,7 @@ from exchange.events import (
     RejectReason,
     Trade,
 )
+from exchange.funding_schedule import FundingSchedule
 from exchange.ledger import (
     EXTERNAL,
     FEES,
@@ -99,9 +100,23 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
 class Market:
     """One market: its spec, matching core, the ledger's view of its orders, and funding."""
 
-    __slots__ = ("book", "fee_rate", "funding_time", "multiplier", "orders", "spec")
+    __slots__ = (
+        "book",
+        "fee_rate",
+        "funding_time",
+        "multiplier",
+        "orders",
+        "roll",
+        "schedule",
+        "spec",
+    )
 
-    def __init__(self, spec: MarketSpec, book: MatchingEngine | None = None) -> None:
+    def __init__(
+        self,
+        spec: MarketSpec,
+        book: MatchingEngine | None = None,
+        schedule: FundingSchedule | None = None,
+    ) -> None:
         margin.validate_brackets(spec.leverage_brackets)
         self.spec = spec
         self.book = book if book is not None else MatchingEngine(spec)
@@ -109,6 +124,8 @@ class Market:
         self.fee_rate = max(spec.taker_fee, spec.maker_fee, 0)
         self.orders: dict[int, TrackedOrder] = {}
         self.funding_time: int | None = None
+        self.schedule = schedule
+        self.roll: FundingRoll | None = None
 
     def price(self) -> int | None:
         """The price positions are valued at: the mark, else the last trade, else None."""
@@ -152,11 +169,25 @@ class PositionRisk(msgspec.Struct, frozen=True):
     bankruptcy_price: int | None
 
 
+class FundingRoll(msgspec.Struct, frozen=True):
+    """A market's positions and mark as they stood when event time crossed a funding boundary.
+
+    That boundary's settlement pays on these, not on what is held when its command arrives a
+    moment later: a position opened after the boundary pays nothing for it, one closed after it
+    still does (Binance: "only traders with open positions at the funding time")."""
+
+    boundary: int
+    mark: int | None
+    sizes: list[tuple[int, int]]
+    """(account, signed size) of every open position, by account."""
+
+
 class MarketSnapshot(msgspec.Struct, frozen=True):
     symbol: str
     book: BookState
     funding_time: int | None
     orders: list[tuple[int, TrackedOrder]]
+    roll: FundingRoll | None = None
 
 
 FIRST_CREATED_ACCOUNT = 1 << 20
@@ -175,6 +206,7 @@ class EngineState(msgspec.Struct, frozen=True):
     keys: list[tuple[str, int]] = []
     next_account: int = FIRST_CREATED_ACCOUNT
     next_order_id: int = 1
+    time: int = 0
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -195,8 +227,14 @@ class Engine:
         faucet_cap: int,
         default_leverage: int = 20,
         warning_ratio: int = RATE_ONE * 8 // 10,
+        funding_schedules: Mapping[str, FundingSchedule] | None = None,
     ) -> None:
-        self.markets: dict[str, Market] = {spec.symbol: Market(spec) for spec in specs}
+        schedules = funding_schedules or {}
+        self.markets: dict[str, Market] = {
+            spec.symbol: Market(spec, schedule=schedules.get(spec.symbol)) for spec in specs
+        }
+        self.time = 0
+        """Event time (ms), from ``advance_time``; 0 until the first."""
         self.accounts: dict[int, dict[str, MarketAccount]] = {}
         self.ledger = Ledger()
         self.keys: dict[str, int] = {}
@@ -225,6 +263,25 @@ class Engine:
     def process(self, cmd: EngineCommand) -> list[EngineEvent]:
         """Apply one command; return its events in the order they happened."""
         return self._handlers[type(cmd)](cmd)
+
+    def advance_time(self, time: int) -> None:
+        """Event time moves to ``time`` (the engine service calls this with each command
+        record's time, before its commands; it never goes back). Crossing a funding boundary
+        of a market with a schedule records its positions and mark for that settlement; if
+        one jump crosses several, only the latest is kept (nothing traded in between)."""
+        previous = self.time
+        if time <= previous:
+            return
+        self.time = time
+        if not previous:  # the first time seen: no interval is known to have run before it
+            return
+        for symbol, market in self.markets.items():
+            schedule = market.schedule
+            if schedule is not None and schedule.next_boundary(previous) <= time:
+                sizes = [
+                    (a, account.size) for a, account in self.accounts_in(symbol) if account.size
+                ]
+                market.roll = FundingRoll(schedule.previous_boundary(time), market.book.mark, sizes)
 
     # ------------------------------------------------------------------ orders
 
@@ -586,19 +643,24 @@ class Engine:
         if market.funding_time is not None and cmd.funding_time <= market.funding_time:
             message = f"funding at {cmd.funding_time} is already settled"
             return [_rejected(CommandError.DUPLICATE_FUNDING, message)]
-        mark = market.book.mark
+        symbol = cmd.symbol
+        roll = market.roll
+        if roll is not None and roll.boundary == cmd.funding_time:
+            mark, sizes = roll.mark, dict(roll.sizes)
+        else:  # no record of that boundary: the positions and mark of now
+            mark = market.book.mark
+            sizes = {a: account.size for a, account in self.accounts_in(symbol) if account.size}
         if mark is None:
             return [_rejected(CommandError.NO_MARK_PRICE, "funding needs a mark price")]
-        symbol = cmd.symbol
-        holders = {
-            account_id: account for account_id, account in self.accounts_in(symbol) if account.size
-        }
-        sizes = {account_id: account.size for account_id, account in holders.items()}
+        market.roll = None
         payments, remainder = margin.split_funding(sizes, mark, cmd.rate, market.multiplier)
         pool = funding_pool(symbol)
         transfers: list[Transfer] = []
         for account_id, amount in payments.items():
-            isolated = holders[account_id].mode is MarginMode.ISOLATED
+            # An isolated position still open is paid in its own wallet; one closed since the
+            # boundary has handed its wallet back to the cross wallet, which pays instead.
+            account = self.accounts[account_id][symbol]
+            isolated = account.mode is MarginMode.ISOLATED and account.size != 0
             target = isolated_wallet(account_id, symbol) if isolated else wallet(account_id)
             self.ledger.transfer(pool, target, amount, TransferReason.FUNDING, transfers)
         self.ledger.transfer(
@@ -829,6 +891,7 @@ class Engine:
                     market.book.snapshot(),
                     market.funding_time,
                     list(market.orders.items()),
+                    market.roll,
                 )
                 for symbol, market in sorted(self.markets.items())
             ],
@@ -840,6 +903,7 @@ class Engine:
             keys=sorted(self.keys.items()),
             next_account=self.next_account,
             next_order_id=self.next_order_id,
+            time=self.time,
         )
 
     def state_hash(self) -> str:
@@ -858,8 +922,10 @@ class Engine:
         by_symbol = {spec.symbol: spec for spec in specs}
         for saved in state.markets:
             spec = by_symbol[saved.symbol]
-            market = Market(spec, MatchingEngine.restore(spec, saved.book))
+            schedule = engine.markets[saved.symbol].schedule
+            market = Market(spec, MatchingEngine.restore(spec, saved.book), schedule)
             market.funding_time = saved.funding_time
+            market.roll = saved.roll
             market.orders = {
                 order_id: msgspec.structs.replace(order) for order_id, order in saved.orders
             }
@@ -872,6 +938,7 @@ class Engine:
         engine.keys = dict(state.keys)
         engine.next_account = state.next_account
         engine.next_order_id = state.next_order_id
+        engine.time = state.time
         return engine
 
     def total_balance(self) -> int:

@@ -28,14 +28,18 @@ def load_markets(path: str) -> tuple[MarketSpec, ...]:
 
 
 def engine_service(settings: Settings) -> EngineService:
+    specs = load_markets(settings.markets_file)
     return EngineService(
         bootstrap=settings.bootstrap_servers,
         commands_topic=settings.commands_topic,
         events_topic=settings.events_topic,
         snapshot_path=Path(settings.snapshot_dir) / "engine.snap",
-        specs=load_markets(settings.markets_file),
+        specs=specs,
         faucet_cap=settings.faucet_cap,
         default_leverage=settings.default_leverage,
+        funding_schedules={
+            spec.symbol: settings.funding_schedule_of(spec.symbol) for spec in specs
+        },
         snapshot_every=settings.snapshot_every_commands,
         snapshot_every_ms=settings.snapshot_every_ms,
     )

@@ -17,8 +17,9 @@ Exactly-once comes from the design, not from Kafka transactions (the embedded br
 import asyncio
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
@@ -26,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from exchange.engine import Engine, EngineState
 from exchange.engine_events import EngineEvent
+from exchange.funding_schedule import FundingSchedule
 from exchange.market import MarketSpec
 from services.wire import COMMAND_DECODER, ENCODER, EVENT_DECODER, CommandResult, EventBatch
 
@@ -34,14 +36,12 @@ _EVENTS_DECODER = msgspec.msgpack.Decoder(list[EngineEvent])
 
 
 class ServiceSnapshot(msgspec.Struct, frozen=True):
-    """What a snapshot file holds: the state after the command record at ``offset``, whose
-    event time was ``time``."""
+    """What a snapshot file holds: the state after the command record at ``offset``."""
 
     offset: int
     engine: EngineState
     recent: list[tuple[str, msgspec.Raw]]
     """Each command's events as msgpack (``list[EngineEvent]``): the same bytes on disk."""
-    time: int = 0
 
 
 class SnapshotAheadOfLog(RuntimeError):
@@ -53,14 +53,10 @@ class SnapshotAheadOfLog(RuntimeError):
 class CommandLog:
     """The engine plus the dedupe window: applies command records, no I/O."""
 
-    def __init__(
-        self, engine: Engine, *, dedupe_window: int, offset: int = -1, time: int = 0
-    ) -> None:
+    def __init__(self, engine: Engine, *, dedupe_window: int, offset: int = -1) -> None:
         self.engine = engine
         self.dedupe_window = dedupe_window
         self.offset = offset
-        self.time = time
-        """Event time (ms): the newest ``CommandBatch.time`` seen; it never goes back."""
         self.recent: OrderedDict[str, msgspec.Raw] = OrderedDict()
         """The dedupe window: each id's events kept encoded, one untracked object per command
         instead of a list of structs that every full garbage collection would walk."""
@@ -73,8 +69,7 @@ class CommandLog:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("bad_command_record", offset=offset, error=str(exc))
             return EventBatch(offset, [], error=str(exc))
-        if batch.time > self.time:
-            self.time = batch.time
+        self.engine.advance_time(batch.time)
         results: list[CommandResult] = []
         recent = self.recent
         for envelope in batch.commands:
@@ -92,9 +87,7 @@ class CommandLog:
         return EventBatch(offset, results, time=batch.time)
 
     def snapshot(self) -> bytes:
-        state = ServiceSnapshot(
-            self.offset, self.engine.snapshot(), list(self.recent.items()), self.time
-        )
+        state = ServiceSnapshot(self.offset, self.engine.snapshot(), list(self.recent.items()))
         return ENCODER.encode(state)
 
     @classmethod
@@ -104,14 +97,12 @@ class CommandLog:
         specs: Sequence[MarketSpec],
         *,
         dedupe_window: int,
-        faucet_cap: int,
-        default_leverage: int = 20,
+        **engine_settings: Any,
     ) -> "CommandLog":
+        """The log a snapshot was taken of; ``engine_settings`` as ``Engine`` takes them."""
         state = msgspec.msgpack.decode(data, type=ServiceSnapshot)
-        engine = Engine.restore(
-            specs, state.engine, faucet_cap=faucet_cap, default_leverage=default_leverage
-        )
-        restored = cls(engine, dedupe_window=dedupe_window, offset=state.offset, time=state.time)
+        engine = Engine.restore(specs, state.engine, **engine_settings)
+        restored = cls(engine, dedupe_window=dedupe_window, offset=state.offset)
         restored.recent.update((id_, events.copy()) for id_, events in state.recent)
         return restored
 
@@ -192,6 +183,7 @@ class EngineService:
         specs: Sequence[MarketSpec],
         faucet_cap: int,
         default_leverage: int = 20,
+        funding_schedules: Mapping[str, FundingSchedule] | None = None,
         snapshot_every: int = 10_000,
         snapshot_every_ms: int = 0,
         dedupe_window: int = 100_000,
@@ -203,8 +195,11 @@ class EngineService:
         self.events_topic = events_topic
         self.snapshot_path = snapshot_path
         self.specs = specs
-        self.faucet_cap = faucet_cap
-        self.default_leverage = default_leverage
+        self.engine_settings: dict[str, Any] = {
+            "faucet_cap": faucet_cap,
+            "default_leverage": default_leverage,
+            "funding_schedules": funding_schedules,
+        }
         self.snapshot_every = snapshot_every
         self.snapshot_every_ms = snapshot_every_ms
         self.dedupe_window = dedupe_window
@@ -214,7 +209,7 @@ class EngineService:
 
     def status(self) -> EngineStatus:
         log_ = self.log
-        return EngineStatus(self.ready.is_set(), log_.offset, self.published, log_.time)
+        return EngineStatus(self.ready.is_set(), log_.offset, self.published, log_.engine.time)
 
     def _load(self) -> CommandLog:
         if self.snapshot_path.exists():
@@ -222,19 +217,16 @@ class EngineService:
                 self.snapshot_path.read_bytes(),
                 self.specs,
                 dedupe_window=self.dedupe_window,
-                faucet_cap=self.faucet_cap,
-                default_leverage=self.default_leverage,
+                **self.engine_settings,
             )
             log.info("snapshot_loaded", offset=restored.offset, path=str(self.snapshot_path))
             return restored
-        engine = Engine(
-            self.specs, faucet_cap=self.faucet_cap, default_leverage=self.default_leverage
-        )
+        engine = Engine(self.specs, **self.engine_settings)
         return CommandLog(engine, dedupe_window=self.dedupe_window)
 
     def _snapshot(self) -> None:
         write_atomically(self.snapshot_path, self.log.snapshot())
-        log.info("snapshot_written", offset=self.log.offset, event_time=self.log.time)
+        log.info("snapshot_written", offset=self.log.offset, event_time=self.log.engine.time)
 
     async def _snapshot_behind(
         self, writing: "asyncio.Future[None] | None"
@@ -244,7 +236,7 @@ class EngineService:
         newest file on disk is always the newest snapshot."""
         if writing is not None:
             await writing
-        data, offset, time = self.log.snapshot(), self.log.offset, self.log.time
+        data, offset, time = self.log.snapshot(), self.log.offset, self.log.engine.time
 
         def write() -> None:
             write_atomically(self.snapshot_path, data)
@@ -255,7 +247,8 @@ class EngineService:
     def _snapshot_due(self, commands: int, since_time: int) -> bool:
         every, every_ms = self.snapshot_every, self.snapshot_every_ms
         return bool(
-            (every and commands >= every) or (every_ms and self.log.time - since_time >= every_ms)
+            (every and commands >= every)
+            or (every_ms and self.log.engine.time - since_time >= every_ms)
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -287,7 +280,7 @@ class EngineService:
                 )
             consumer.seek(partition, self.log.offset + 1)
             log.info("engine_started", resume_from=self.log.offset + 1, published=published)
-            since_commands, since_time = 0, self.log.time
+            since_commands, since_time = 0, self.log.engine.time
             writing: asyncio.Future[None] | None = None
             while not stop.is_set():
                 if self.log.offset >= published:
@@ -307,10 +300,10 @@ class EngineService:
                 if pending:
                     await asyncio.gather(*pending)
                 if not since_time:  # event time starts at the first batch that has one
-                    since_time = self.log.time
+                    since_time = self.log.engine.time
                 if self._snapshot_due(since_commands, since_time):
                     writing = await self._snapshot_behind(writing)
-                    since_commands, since_time = 0, self.log.time
+                    since_commands, since_time = 0, self.log.engine.time
             if writing is not None:
                 await writing
             if since_commands:

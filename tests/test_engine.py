@@ -37,6 +37,7 @@ from exchange.engine_events import (
     TransferReason,
 )
 from exchange.events import Rejected, Trade
+from exchange.funding_schedule import FundingSchedule
 from exchange.ledger import EXTERNAL, FEES, INSURANCE, clearing, isolated_wallet, wallet
 from exchange.market import LeverageBracket, MarketSpec
 from exchange.orders import OrderType, Side
@@ -430,6 +431,69 @@ def test_funding_of_an_isolated_position_goes_to_its_wallet() -> None:
     iso = bal(e, isolated_wallet(2, "TEST"))
     run(e, SettleFunding(symbol="TEST", rate=RATE_ONE // 10_000, funding_time=1))
     assert bal(e, isolated_wallet(2, "TEST")) == iso + 10
+
+
+MINUTE = 60_000
+
+
+def scheduled_pair() -> Engine:
+    """``funded_pair`` with a funding boundary every minute, at event time 10 min + 30 s."""
+    e = Engine(
+        [SPEC, OTHER],
+        faucet_cap=CAP,
+        default_leverage=10,
+        funding_schedules={"TEST": FundingSchedule(interval_ms=MINUTE)},
+    )
+    e.advance_time(10 * MINUTE + 30_000)
+    for account in (1, 2, 3):
+        run(e, Deposit(account=account, amount=10_000 * USD))
+    run(e, order(2, Side.SELL, 10, 100, order_id=1), order(1, Side.BUY, 10, 100, order_id=2))
+    run(e, MarkPrice(symbol="TEST", price=100))
+    return e
+
+
+def test_funding_pays_on_the_positions_held_at_the_boundary() -> None:
+    """Account 1 closes its long to account 3 after the boundary, before the settlement: 1
+    still pays for the boundary, 3 (who bought after it) pays nothing; the mark is the one
+    in force at the boundary, not the later one."""
+    e = scheduled_pair()
+    e.advance_time(11 * MINUTE)  # the boundary: positions and mark recorded
+    run(e, MarkPrice(symbol="TEST", price=150))
+    run(e, order(1, Side.SELL, 10, 150, order_id=3), order(3, Side.BUY, 10, 150, order_id=4))
+    assert e.accounts[1]["TEST"].size == 0 and e.accounts[3]["TEST"].size == 10
+    before = {a: bal(e, wallet(a)) for a in (1, 2, 3)}
+    events = run(e, SettleFunding(symbol="TEST", rate=RATE_ONE // 10_000, funding_time=11 * MINUTE))
+    assert events[-1] == FundingSettled("TEST", 11 * MINUTE, RATE_ONE // 10_000, 100, 2, 0)
+    after = {a: bal(e, wallet(a)) for a in (1, 2, 3)}
+    assert after == {1: before[1] - 10, 2: before[2] + 10, 3: before[3]}
+
+
+def test_funding_of_an_unrecorded_boundary_uses_the_positions_of_now() -> None:
+    e = scheduled_pair()
+    e.advance_time(11 * MINUTE + 1)
+    events = run(e, SettleFunding(symbol="TEST", rate=RATE_ONE // 10_000, funding_time=5))
+    assert events[-1] == FundingSettled("TEST", 5, RATE_ONE // 10_000, 100, 2, 0)
+    # the recorded boundary is still due, and later than 5
+    events = run(e, SettleFunding(symbol="TEST", rate=RATE_ONE // 10_000, funding_time=11 * MINUTE))
+    assert events[-1].positions == 2  # type: ignore[union-attr]
+
+
+def test_time_never_goes_back_and_the_first_time_crosses_nothing() -> None:
+    e = scheduled_pair()
+    assert e.markets["TEST"].roll is None  # 10:30 was the first time: no boundary crossed
+    e.advance_time(12 * MINUTE + 5)  # 11:00 and 12:00 crossed in one jump: the latest kept
+    assert e.markets["TEST"].roll is not None and e.markets["TEST"].roll.boundary == 12 * MINUTE
+    e.advance_time(MINUTE)
+    assert e.time == 12 * MINUTE + 5
+    restored = Engine.restore(
+        [SPEC, OTHER],
+        e.snapshot(),
+        faucet_cap=CAP,
+        default_leverage=10,
+        funding_schedules={"TEST": FundingSchedule(interval_ms=MINUTE)},
+    )
+    assert restored.state_hash() == e.state_hash()
+    assert restored.markets["TEST"].roll == e.markets["TEST"].roll
 
 
 # ------------------------------------------------------------------ liquidation primitives
