@@ -24,7 +24,7 @@ class LogReader:
         )
         self.caught_up = False
         """Everything there was when the reader started has been returned by ``poll``."""
-        self._ends: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int | None] = dict.fromkeys((self.events, *self.prices))
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -45,18 +45,19 @@ class LogReader:
             for record in batches.get(partition, ())
         ]
         if not self.caught_up:
-            self.caught_up = await self._at_ends()
+            self.caught_up = await at_ends(self.consumer, self._ends)
         return events, prices
 
-    async def _at_ends(self) -> bool:
-        """Whether every partition has been read up to where it ended at its first fetch."""
-        for partition in (self.events, *self.prices):
-            end = self._ends.get(partition)
+
+async def at_ends(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int | None]) -> bool:
+    """Whether ``consumer`` has read each partition of ``ends`` up to where it ended at its
+    first fetch. ``ends`` starts with every partition at None and learns each end from the
+    fetch's high watermark, the one end the embedded broker reports right."""
+    for partition, end in ends.items():
+        if end is None:
+            end = ends[partition] = consumer.highwater(partition)
             if end is None:
-                end = self.consumer.highwater(partition)
-                if end is None:
-                    return False
-                self._ends[partition] = end
-            if await self.consumer.position(partition) < end:
                 return False
-        return True
+        if await consumer.position(partition) < end:
+            return False
+    return True

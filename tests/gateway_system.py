@@ -33,10 +33,20 @@ MASTER_KEY = "test-master-key-0123456789abcdef"
 class System:
     """Broker topics of this test, the engine and one gateway, started and stopped together."""
 
-    def __init__(self, bootstrap: str, snapshot_dir: Path, **config: Any) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        snapshot_dir: Path,
+        *,
+        settings: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> None:
+        """``config``: gateway settings without their ``gateway_`` prefix; ``settings``: any
+        others (a funding schedule for the oracle and funding services beside it)."""
         self.bootstrap = bootstrap
         self.snapshot_dir = snapshot_dir
         self.config_changes = {"gateway_" + name: value for name, value in config.items()}
+        self.config_changes |= settings or {}
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -18,8 +18,10 @@ import pytest
 from gateway_system import WAIT_S, Client, System, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from price_services import publish_ticks, start_funding, start_oracle
 
 from services.gateway.auth import sign_login
+from services.prices import IndexTick
 
 
 @pytest.fixture
@@ -429,3 +431,98 @@ async def test_malformed_frames_get_errors_and_never_break_the_gateway(
             assert set(response["error"]) >= {"code", "message"}
             assert response["error"]["code"] != "internal"
     assert not client.ws.closed and system.gateway.status()[0]
+
+
+async def test_index_mark_and_funding_streams_and_the_funding_history(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The oracle and the funding service beside the engine, funding every minute of event
+    time, index ticks at 60,000.0: a client that never logs in sees the index, the mark and the
+    predicted rate arrive, then the settlement on the funding channel and in the history.
+
+    The ticks start at the first minute boundary after the orders, on the gateway's clock (which
+    stamps its commands): so the engine records the positions at the boundary settled, as it
+    would live, rather than settling a boundary older than its event time."""
+    minute = 60_000
+    async with System(kafka_bootstrap, tmp_path, settings={"funding_schedule": "60000"}) as system:
+        services = [start_oracle(system.settings), start_funding(system.settings)]
+        try:
+            watcher = await system.connect()
+            for channel in ("index.BTCUSDT", "mark.BTCUSDT", "funding.BTCUSDT"):
+                await watcher.ok("subscribe", channel=channel)
+            nothing_yet = await watcher.push("funding.BTCUSDT")
+            assert nothing_yet == {
+                "channel": "funding.BTCUSDT",
+                "seq": 1,
+                "data": {
+                    "symbol": "BTCUSDT",
+                    "predicted_rate": None,
+                    "next_funding_time": None,
+                    "last_rate": None,
+                    "last_funding_time": None,
+                },
+            }
+            assert await watcher.ok("funding_history", symbol="BTCUSDT") == []
+            unknown = await watcher.fail("funding_history", symbol="BTCUSD")
+            assert unknown["code"] == "unknown_market"
+
+            long, short = await system.trader(), await system.trader()
+            await short.ok("place_order", symbol="BTCUSDT", side="sell", qty="0.010", price="60000")
+            bought = await long.ok(
+                "place_order", symbol="BTCUSDT", side="buy", qty="0.010", price="60000", tif="IOC"
+            )
+            assert bought["status"] == "filled"
+            start = (int(time.time() * 1000) // minute + 1) * minute
+            boundary = start + minute
+            # half a minute first: the funding service publishes only its latest estimate per
+            # poll, so the estimate for the boundary shows before the boundary is passed
+            await publish_ticks(system.settings, index_ticks(start, start + 30_000))
+
+            index = await watcher.push("index.BTCUSDT")
+            assert (index["seq"], index["data"]["price"], index["data"]["frozen"]) == (
+                1,
+                "60000.0",
+                False,
+            )
+            assert [(s["source"], s["state"]) for s in index["data"]["sources"]] == [
+                ("binance-capture", "included")
+            ]
+            mark = await watcher.push("mark.BTCUSDT")
+            assert (mark["seq"], mark["data"]["index"], mark["data"]["next_funding_time"]) == (
+                1,
+                "60000.0",
+                boundary,
+            )
+            assert mark["data"]["mark"] == "60000.0"
+            estimate = await watcher.push_where("funding.BTCUSDT", next_funding_time=boundary)
+            predicted = estimate["data"]["predicted_rate"]
+            assert (estimate["seq"], predicted) == (2, "0.0000002")  # no premium: interest alone
+
+            await publish_ticks(system.settings, index_ticks(start + 31_000, boundary))
+            settled = await watcher.push_where("funding.BTCUSDT", last_funding_time=boundary)
+            assert settled["data"]["last_rate"] == predicted
+            history = await watcher.ok("funding_history", symbol="BTCUSDT", limit=10)
+            assert history == [
+                {
+                    "symbol": "BTCUSDT",
+                    "funding_time": boundary,
+                    "rate": predicted,
+                    "mark": "60000.0",
+                    "positions": 2,
+                    "paid": "0.00012000",  # 600 USDT × 0.0000002
+                    "received": "0.00012000",
+                    "remainder": "0.00000000",
+                }
+            ]
+            await watcher.close()
+        finally:
+            for service in services:
+                await service.finish()
+
+
+def index_ticks(start: int, end: int) -> list[IndexTick]:
+    """60,000.0 every second of event time in ``[start, end]``."""
+    return [
+        IndexTick(symbol="BTCUSDT", source="binance-capture", price=600_000, time=t)
+        for t in range(start, end + 1, 1_000)
+    ]

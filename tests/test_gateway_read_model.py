@@ -7,6 +7,8 @@ test the author's idea of them.
 
 import itertools
 
+import msgspec
+
 from exchange.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.default_markets import DEFAULT_MARKETS, USDT
 from exchange.engine import Engine
@@ -20,13 +22,16 @@ from exchange.engine_commands import (
     OrderCommand,
     SetLeverage,
     SetMarginMode,
+    SettleFunding,
 )
 from exchange.ledger import isolated_wallet, wallet
 from exchange.orders import OrderType, Side, TimeInForce
 from services.gateway.convert import Markets
+from services.gateway.price_board import PriceBoard
 from services.gateway.protocol import OrderStatus
 from services.gateway.read_model import Changes, ReadModel
 from services.gateway.views import Views
+from services.prices import FundingRate
 from services.wire import CommandResult
 
 A, B = 1 << 20, (1 << 20) + 1
@@ -143,7 +148,7 @@ def test_amend_cancel_and_cancel_all_end_orders() -> None:
 
 def test_conditional_orders_trigger_and_expire() -> None:
     replay = funded()
-    replay(MarkPrice(symbol="BTCUSDT", price=600_000))
+    replay(MarkPrice(symbol="BTCUSDT", price=600_001))
     replay(order(account=A, side=Side.SELL, qty=5, price=600_000))
     stop = order(
         account=B, side=Side.BUY, qty=5, price=None, type=OrderType.STOP_MARKET, stop_price=600_000
@@ -209,3 +214,48 @@ def test_the_book_follows_every_delta_and_the_ticker_reads_it() -> None:
     )
     snapshot = replay.views.book_snapshot("BTCUSDT", book)
     assert b'"asks":[["60100.0","0.001"],["60200.0","0.002"]]' in snapshot
+
+
+def test_a_settlement_is_kept_with_its_totals_and_shown_with_the_estimate() -> None:
+    """The engine's ``FundingSettled`` with the totals of its funding transfers, and the funding
+    view: the last settlement, and the estimate only while it is for a later boundary."""
+    replay = funded()
+    replay(order(account=A, side=Side.SELL, qty=10))
+    replay(order(account=B, side=Side.BUY, qty=10, tif=TimeInForce.IOC))
+    replay(MarkPrice(symbol="BTCUSDT", price=600_001))
+    changes = replay(SettleFunding(symbol="BTCUSDT", rate=937, funding_time=60_000))
+    assert list(changes.funding) == ["BTCUSDT"]
+    (settlement,) = replay.model.settlements["BTCUSDT"]
+    view = replay.views.settlement(settlement)
+    # 0.010 BTC at a mark of 60,000.1 is 600.001 USDT, × 0.00000937 = 0.00562200937 USDT: the
+    # long pays it rounded up to the unit (1e-8), the short receives it rounded down, the unit
+    # between goes to the insurance fund
+    assert (view.funding_time, view.rate, view.mark, view.positions) == (
+        60_000,
+        "0.00000937",
+        "60000.1",
+        2,
+    )
+    assert (view.paid, view.received, view.remainder) == ("0.00562201", "0.00562200", "0.00000001")
+    for account in (A, B):
+        assert replay.model.account(account).wallet == replay.engine.ledger.balance(wallet(account))
+
+    board = PriceBoard(["BTCUSDT"])
+    funding = replay.views.funding(replay.model, board, "BTCUSDT")
+    assert (funding.predicted_rate, funding.next_funding_time) == (None, None)
+    assert (funding.last_rate, funding.last_funding_time) == ("0.00000937", 60_000)
+    estimate = FundingRate(
+        symbol="BTCUSDT",
+        time=59_000,
+        funding_time=60_000,
+        rate=900,
+        uncapped_rate=900,
+        average_premium=0,
+        samples=11,
+        final=False,
+    )
+    board.apply(estimate)  # for the boundary just settled: not shown
+    assert replay.views.funding(replay.model, board, "BTCUSDT") == funding
+    board.apply(msgspec.structs.replace(estimate, time=61_000, funding_time=120_000, rate=-25))
+    funding = replay.views.funding(replay.model, board, "BTCUSDT")
+    assert (funding.predicted_rate, funding.next_funding_time) == ("-0.00000025", 120_000)

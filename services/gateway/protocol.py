@@ -21,6 +21,7 @@ from typing import Annotated, Any, cast, get_args
 import msgspec
 
 from exchange.engine_commands import MarginMode
+from exchange.index_price import SourceState
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 
 RequestId = (
@@ -192,9 +193,18 @@ class Fills(_Request, tag="fills"):
     limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
 
 
+class FundingHistory(_Request, tag="funding_history"):
+    """Every funding settlement of a market the engine has applied, newest first. Public: the
+    rates and totals are the market's, not an account's."""
+
+    symbol: Symbol
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
+
+
 class Subscribe(_Request, tag="subscribe"):
-    """Channels: ``book.<SYMBOL>``, ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (public);
-    ``orders``, ``fills``, ``positions``, ``balances`` (this account's, after login)."""
+    """Channels: ``book.<SYMBOL>``, ``trades.<SYMBOL>``, ``ticker.<SYMBOL>``,
+    ``index.<SYMBOL>``, ``mark.<SYMBOL>``, ``funding.<SYMBOL>`` (public); ``orders``, ``fills``,
+    ``positions``, ``balances`` (this account's, after login)."""
 
     channel: Channel
 
@@ -221,6 +231,7 @@ Request = (
     | Positions
     | Balances
     | Fills
+    | FundingHistory
     | Subscribe
     | Unsubscribe
 )
@@ -230,7 +241,9 @@ OPS: dict[str, type[_Request]] = {
 }
 """Every op and its request struct."""
 
-PUBLIC_OPS = frozenset({"ping", "markets", "create_account", "login", "subscribe", "unsubscribe"})
+PUBLIC_OPS = frozenset(
+    {"ping", "markets", "create_account", "login", "funding_history", "subscribe", "unsubscribe"}
+)
 """Ops that need no login (a private channel still does: ``streams``)."""
 
 ORDER_OPS = frozenset({"place_order", "amend_order", "cancel_order", "cancel_all"})
@@ -430,6 +443,77 @@ class TickerView(msgspec.Struct, frozen=True):
     best_ask_qty: str | None
     last: str | None
     time: int
+
+
+class IndexSourceView(msgspec.Struct, frozen=True):
+    source: str
+    state: SourceState
+    """``included`` in the index, or out of it: ``stale``, ``deviant``, ``no_data``."""
+    weight: int
+    price: str | None
+    """The source's latest price, None if it never sent one."""
+    time: int | None
+
+
+class IndexView(msgspec.Struct, frozen=True):
+    """``index.<SYMBOL>`` data: the oracle's index at its point ``time``."""
+
+    symbol: str
+    time: int
+    price: str | None
+    """None only before any source was ever live."""
+    frozen: bool
+    """No source is live: ``price`` is the last index that had one."""
+    sources: list[IndexSourceView]
+
+
+class MarkView(msgspec.Struct, frozen=True):
+    """``mark.<SYMBOL>`` data: the oracle's mark at its point ``time`` (Binance's
+    ``markPriceUpdate``)."""
+
+    symbol: str
+    time: int
+    mark: str | None
+    index: str | None
+    frozen: bool
+    """The index is frozen, and the mark repeats the last one made from a live index."""
+    last_rate: str
+    """The last settled funding rate, the one the mark's funding basis uses."""
+    predicted_rate: str | None
+    """The funding service's estimate the oracle had at this point, if any."""
+    next_funding_time: int
+
+
+class FundingView(msgspec.Struct, frozen=True):
+    """``funding.<SYMBOL>`` data."""
+
+    symbol: str
+    predicted_rate: str | None
+    """The funding service's latest estimate of the next settlement's rate; None before its
+    first estimate, and between a settlement and the estimate for the one after."""
+    next_funding_time: int | None
+    """The settlement ``predicted_rate`` is for."""
+    last_rate: str | None
+    """The rate of the last settlement the engine applied; None before the first."""
+    last_funding_time: int | None
+
+
+class FundingSettlementView(msgspec.Struct, frozen=True):
+    """One settlement, as the engine applied it (``funding_history``)."""
+
+    symbol: str
+    funding_time: int
+    rate: str
+    mark: str
+    """The mark price every position paid or received at."""
+    positions: int
+    """Positions that paid or received."""
+    paid: str
+    """The total paid by the positions that paid (longs for a positive rate)."""
+    received: str
+    """The total received by the others."""
+    remainder: str
+    """``paid − received``: the rounding, to the insurance fund."""
 
 
 class ChannelAck(msgspec.Struct, frozen=True):

@@ -4,7 +4,8 @@ Why both logs: the events say what happened to an order (``Accepted``, ``Trade``
 ``Cancelled``…) but not its terms (side, price, type, flags), which only its ``PlaceOrder``
 command holds. The engine writes one event record per command record, carrying its offset, and
 one result per command in the record's order, so the two join exactly (``log_follower``).
-Everything else (balances, positions, books, the key → account map) comes from the events.
+Everything else (balances, positions, books, the key → account map, funding settlements)
+comes from the events.
 
 Every instance folds the same logs from their beginning, so every instance answers the same,
 and a client may use any of them. ``apply`` returns what changed, for the pushes.
@@ -19,11 +20,13 @@ from exchange.commands import PlaceOrder
 from exchange.engine_commands import EngineCommand, MarginMode, OrderCommand
 from exchange.engine_events import (
     AccountCreated,
+    FundingSettled,
     LeverageChanged,
     MarginModeChanged,
     MarketEvent,
     PositionUpdate,
     Transfer,
+    TransferReason,
 )
 from exchange.events import (
     Accepted,
@@ -35,6 +38,7 @@ from exchange.events import (
     Trade,
     Triggered,
 )
+from exchange.ledger import funding_pool
 from exchange.market import MarketSpec
 from exchange.orders import Side
 from services.gateway.protocol import OrderStatus
@@ -87,6 +91,22 @@ class PositionState(msgspec.Struct, kw_only=True):
     mode: MarginMode = MarginMode.CROSS
 
 
+class SettlementState(msgspec.Struct, frozen=True, kw_only=True):
+    """One funding settlement: the engine's ``FundingSettled`` and the totals of the funding
+    transfers of the same result (which it does not carry)."""
+
+    symbol: str
+    funding_time: int
+    rate: int
+    mark: int
+    positions: int
+    paid: int
+    """Σ of the transfers from positions into the market's funding pool."""
+    received: int
+    """Σ of the transfers from the pool to positions."""
+    remainder: int
+
+
 @dataclass
 class Changes:
     """What one command changed, in the order it happened, for ``streams``."""
@@ -99,6 +119,8 @@ class Changes:
     book: list[tuple[str, BookDelta]] = field(default_factory=list)
     trades: list[tuple[str, Trade]] = field(default_factory=list)
     tickers: dict[str, None] = field(default_factory=dict)
+    funding: dict[str, None] = field(default_factory=dict)
+    """Markets with a new settlement."""
 
 
 @dataclass
@@ -138,6 +160,9 @@ class ReadModel:
         """The command offset of the last event record applied."""
         self.gaps = 0
         """Book deltas whose ``update_id`` did not follow the previous one (should stay 0)."""
+        self.settlements: dict[str, list[SettlementState]] = {symbol: [] for symbol in self.specs}
+        """Per market, every funding settlement, oldest first: a few a day (one a minute in a
+        drill), so all of them are kept."""
         self._default_leverage = {
             spec.symbol: min(
                 [default_leverage, *(b.max_leverage for b in spec.leverage_brackets[:1])]
@@ -194,9 +219,17 @@ class ReadModel:
         placed = None
         if isinstance(command, OrderCommand) and isinstance(command.order, PlaceOrder):
             placed = command.order
+        flows: dict[str, tuple[int, int]] = {}
+        """Per funding pool, (paid in, paid out) by this result's funding transfers, which
+        come before their ``FundingSettled``."""
         for event in result.events:
             if isinstance(event, Transfer):
                 self._transfer(event, changes)
+                if event.reason is TransferReason.FUNDING:
+                    _funding_flow(event, flows)
+            elif isinstance(event, FundingSettled):
+                if event.symbol in self.specs:
+                    self._settled(event, flows.get(funding_pool(event.symbol), (0, 0)), changes)
             elif isinstance(event, AccountCreated):
                 self.accounts[event.key_hash] = event.account
             elif isinstance(
@@ -209,6 +242,21 @@ class ReadModel:
                 else:
                     self._position_event(event, changes)
         return changes
+
+    def _settled(self, event: FundingSettled, flow: tuple[int, int], changes: Changes) -> None:
+        paid, received = flow
+        settlement = SettlementState(
+            symbol=event.symbol,
+            funding_time=event.funding_time,
+            rate=event.rate,
+            mark=event.mark,
+            positions=event.positions,
+            paid=paid,
+            received=received,
+            remainder=event.remainder,
+        )
+        self.settlements[event.symbol].append(settlement)
+        changes.funding[event.symbol] = None
 
     def _position_event(
         self, event: PositionUpdate | LeverageChanged | MarginModeChanged, changes: Changes
@@ -341,6 +389,15 @@ class ReadModel:
         state.finished.move_to_end(key)
         while len(state.finished) > self._finished_orders:
             state.finished.popitem(last=False)
+
+
+def _funding_flow(transfer: Transfer, flows: dict[str, tuple[int, int]]) -> None:
+    """Add a funding transfer to its pool's (paid in, paid out): a payer's goes from its wallet
+    into ``funding:<SYMBOL>``, a receiver's from there to its wallet."""
+    paid_in = _user_address(transfer.source) is not None
+    pool = transfer.target if paid_in else transfer.source
+    into, out = flows.get(pool, (0, 0))
+    flows[pool] = (into + transfer.amount, out) if paid_in else (into, out + transfer.amount)
 
 
 def _user_address(address: str) -> tuple[int, str | None] | None:

@@ -6,9 +6,14 @@ handled in one step (``session``), a command's answer and its pushes come in the
 applies its result, and each connection drains its own bounded queue (``connection``). So the
 order of everything a client sees follows the command log, and no client can hold up another.
 
-Start: the logs are read from their beginning; until the read model has caught up, ``/ws``
-answers 503 and ``/health/ready`` says not ready, because answers from a partial model would be
-wrong. Stop (``stop`` set): every websocket is closed with 1001 (going away), then the clients.
+The price topic (the oracle's index and mark, the funding service's estimates) is read by a
+task of its own, with its own consumer (``price_follower``): a wait for prices never delays an
+answer, and what it takes is pushed in the step that reads it (``Streams.publish_price``).
+
+Start: the logs and the price topic are read from their beginning; until both have caught up,
+``/ws`` answers 503 and ``/health/ready`` says not ready, because answers from a partial model
+would be wrong. Stop (``stop`` set): every websocket is closed with 1001 (going away), then
+the clients.
 """
 
 import asyncio
@@ -27,6 +32,8 @@ from services.gateway.config import GatewayConfig, gateway_config
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.log_follower import LogFollower, Pair
+from services.gateway.price_board import PriceBoard
+from services.gateway.price_follower import PriceFollower
 from services.gateway.read_model import ReadModel
 from services.gateway.session import Session
 from services.gateway.streams import Streams
@@ -77,6 +84,8 @@ class Gateway:
             recent_fills=config.recent_fills,
         )
         self.follower = LogFollower(settings)
+        self.board = PriceBoard(spec.symbol for spec in specs)
+        self.price_follower = PriceFollower(settings)
         self.producer = AIOKafkaProducer(**settings.producer_config())
         self.sender = CommandSender(
             self.producer,
@@ -85,7 +94,7 @@ class Gateway:
             flush_interval_ms=config.flush_interval_ms,
             timeout_ms=config.engine_timeout_ms,
         )
-        self.streams = Streams(self.model, Views(markets), markets)
+        self.streams = Streams(self.model, self.board, Views(markets), markets)
         self.session = Session(config, markets, self.model, self.sender, self.streams)
         self.ready = False
         self.port = config.port
@@ -111,8 +120,10 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> None:
         await self.producer.start()
         sending: asyncio.Task[None] | None = None
+        prices: asyncio.Task[None] | None = None
         try:
             await self.follower.start()
+            await self.price_follower.start()
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.host, self.config.port)
             await site.start()
@@ -120,10 +131,13 @@ class Gateway:
             self.started.set()
             log.info("gateway_started", url=f"ws://{self.config.host}:{self.port}/ws")
             sending = asyncio.create_task(self.sender.run())
+            prices = asyncio.create_task(self._follow_prices(stop))
             while not stop.is_set():
                 for pair in await self.follower.poll(_POLL_MS):
                     self._apply(pair)
-                if not self.ready and self.follower.caught_up:
+                if prices.done():
+                    prices.result()  # it ends before ``stop`` only by an error: raised here
+                if not self.ready and self.follower.caught_up and self.price_follower.caught_up:
                     self.ready = True
                     log.info(
                         "gateway_ready", offset=self.model.offset, accounts=len(self.model.accounts)
@@ -132,12 +146,22 @@ class Gateway:
             self.ready = False
             await self._close_sockets()
             await self._runner.cleanup()
-            if sending is not None:
-                sending.cancel()
-                await asyncio.gather(sending, return_exceptions=True)
+            for task in (sending, prices):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await self.follower.stop()
+            await self.price_follower.stop()
             await self.producer.stop()
             log.info("gateway_stopped", offset=self.model.offset)
+
+    async def _follow_prices(self, stop: asyncio.Event) -> None:
+        """Take every newer index, mark and estimate, and push each at once."""
+        while not stop.is_set():
+            for message in await self.price_follower.poll(_POLL_MS):
+                kind = self.board.apply(message)
+                if kind is not None:
+                    self.streams.publish_price(kind, message.symbol)
 
     def _apply(self, pair: Pair) -> None:
         """Fold one event record in; after each command's result, answer its request (if it

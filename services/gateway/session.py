@@ -153,6 +153,10 @@ class Session:
                 self._create_account(connection, rid)
             case protocol.Login():
                 self._login(connection, request)
+            case protocol.FundingHistory():
+                symbol = self.markets.spec(request.symbol).symbol
+                history = self.model.settlements[symbol][: -request.limit - 1 : -1]
+                self._answer(connection, rid, [self.views.settlement(s) for s in history])
             case protocol.Subscribe():
                 self.streams.subscribe(connection, request.channel)
                 self._answer(connection, rid, protocol.ChannelAck(request.channel))

@@ -2,31 +2,37 @@
 
 Channels (docs/gateway-protocol.md): public ``book.<SYMBOL>`` (a snapshot, then every delta
 with the engine's ``update_id``), ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (best bid and ask
-and last price, pushed when one of them changes, the current one first); private ``orders``,
-``fills``, ``positions``, ``balances`` of the account logged in.
+and last price, pushed when one of them changes, the current one first), ``index.<SYMBOL>`` and
+``mark.<SYMBOL>`` (the oracle's latest point first, then each new one), ``funding.<SYMBOL>``
+(the estimate and the last settlement, the current ones first, then at every change); private
+``orders``, ``fills``, ``positions``, ``balances`` of the account logged in.
 
 A payload is encoded once however many connections it goes to; each connection wraps it with
 its own ``seq`` (``Connection.push``). Pushing never waits: a connection's queue is bounded and
 a slow one is disconnected (``connection``). Every push comes from the read model right after a
 command was applied, in command order, so a snapshot taken at subscription and the deltas after
-it fit exactly: nothing runs between them.
+it fit exactly: nothing runs between them. Index, mark and the funding estimate come from the
+price topic instead (``publish_price``), each push the board's latest value, so there is no
+delta to fit: a subscriber gets the current value, then every newer one.
 """
 
 import msgspec
 
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
-from services.gateway.protocol import ENCODER, ErrorCode, Failure, TickerView
+from services.gateway.price_board import PriceBoard, PriceKind
+from services.gateway.protocol import ENCODER, ErrorCode, Failure, FundingView, TickerView
 from services.gateway.read_model import Changes, ReadModel
 from services.gateway.views import Views
 
-PUBLIC_KINDS = ("book", "trades", "ticker")
+PUBLIC_KINDS = ("book", "trades", "ticker", "index", "mark", "funding")
 PRIVATE_CHANNELS = ("orders", "fills", "positions", "balances")
 
 
 class Streams:
-    def __init__(self, model: ReadModel, views: Views, markets: Markets) -> None:
+    def __init__(self, model: ReadModel, board: PriceBoard, views: Views, markets: Markets) -> None:
         self.model = model
+        self.board = board
         self.views = views
         self.markets = markets
         self._public: dict[str, set[Connection]] = {}
@@ -36,6 +42,8 @@ class Streams:
         subscribed)."""
         self._tickers: dict[str, tuple[str | None, ...]] = {}
         """Per market, the ticker last pushed (without its time): one push per change."""
+        self._fundings: dict[str, FundingView] = {}
+        """Per market, the funding view last pushed: one push per change."""
 
     # ---------------------------------------------------------------------- subscriptions
 
@@ -59,15 +67,24 @@ class Streams:
         connection.channels[channel] = 0
 
     def start(self, connection: Connection, channel: str) -> None:
-        """The first push of a channel just subscribed: the book's snapshot, the ticker now."""
+        """The first push of a channel just subscribed: the book's snapshot, the ticker and
+        the funding now, the latest index and mark (none before the oracle's first point)."""
         kind, _, symbol = channel.partition(".")
+        payload: object = None
         if kind == "book":
             snapshot = self.views.book_snapshot(symbol, self.model.books[symbol])
             connection.push(channel, msgspec.Raw(snapshot))
         elif kind == "ticker":
-            ticker = self.views.ticker(self.model, symbol)
+            payload = ticker = self.views.ticker(self.model, symbol)
             self._tickers[symbol] = _ticker_key(ticker)
-            connection.push(channel, msgspec.Raw(ENCODER.encode(ticker)))
+        elif kind == "funding":
+            payload = self._fundings[symbol] = self.views.funding(self.model, self.board, symbol)
+        elif kind == "index" and symbol in self.board.index:
+            payload = self.views.index(self.board.index[symbol])
+        elif kind == "mark" and symbol in self.board.mark:
+            payload = self.views.mark(self.board.mark[symbol])
+        if payload is not None:
+            connection.push(channel, msgspec.Raw(ENCODER.encode(payload)))
 
     def unsubscribe(self, connection: Connection, channel: str) -> None:
         if connection.channels.pop(channel, None) is None:
@@ -105,6 +122,8 @@ class Streams:
                 self._to_public(channel, ENCODER.encode(views.trade(symbol, trade, model.time)))
         for symbol in changes.tickers:
             self._ticker(symbol)
+        for symbol in changes.funding:
+            self._funding(symbol)
         for account, symbol, order_id in changes.orders:
             order = model.order(account, symbol, order_id)
             to = self._private(account, "orders")
@@ -123,6 +142,20 @@ class Streams:
             if to:
                 _push(to, "balances", ENCODER.encode(views.balance(model, account)))
 
+    def publish_price(self, kind: PriceKind, symbol: str) -> None:
+        """Push what a price message just taken by the board changed."""
+        if kind is PriceKind.FUNDING:
+            self._funding(symbol)
+            return
+        channel = f"{kind}.{symbol}"
+        if not self._public.get(channel):
+            return
+        if kind is PriceKind.INDEX:
+            payload = ENCODER.encode(self.views.index(self.board.index[symbol]))
+        else:
+            payload = ENCODER.encode(self.views.mark(self.board.mark[symbol]))
+        self._to_public(channel, payload)
+
     def _to_public(self, channel: str, payload: bytes) -> None:
         _push(list(self._public.get(channel, ())), channel, payload)
 
@@ -140,6 +173,16 @@ class Streams:
             return
         self._tickers[symbol] = _ticker_key(ticker)
         self._to_public(channel, ENCODER.encode(ticker))
+
+    def _funding(self, symbol: str) -> None:
+        channel = f"funding.{symbol}"
+        if not self._public.get(channel):
+            return
+        funding = self.views.funding(self.model, self.board, symbol)
+        if self._fundings.get(symbol) == funding:
+            return
+        self._fundings[symbol] = funding
+        self._to_public(channel, ENCODER.encode(funding))
 
 
 def _ticker_key(ticker: TickerView) -> tuple[str | None, ...]:

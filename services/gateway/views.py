@@ -13,8 +13,16 @@ from exchange.market import MarketSpec
 from exchange.units import RATE_ONE, from_units
 from services.gateway import protocol
 from services.gateway.convert import Markets
-from services.gateway.read_model import FillState, OrderState, PositionState, ReadModel
+from services.gateway.price_board import PriceBoard
+from services.gateway.read_model import (
+    FillState,
+    OrderState,
+    PositionState,
+    ReadModel,
+    SettlementState,
+)
 from services.l2_book import L2Book
+from services.prices import IndexPrice, MarkTick
 
 _EXTRA_PLACES = 4
 
@@ -175,9 +183,73 @@ class Views:
             time=model.time,
         )
 
+    def index(self, index: IndexPrice) -> protocol.IndexView:
+        spec = self.markets.specs[index.symbol]
+        return protocol.IndexView(
+            symbol=index.symbol,
+            time=index.time,
+            price=self.price(spec, index.price),
+            frozen=index.frozen,
+            sources=[
+                protocol.IndexSourceView(
+                    source=source.source,
+                    state=source.state,
+                    weight=source.weight,
+                    price=self.price(spec, source.price),
+                    time=source.time,
+                )
+                for source in index.sources
+            ],
+        )
+
+    def mark(self, mark: MarkTick) -> protocol.MarkView:
+        spec = self.markets.specs[mark.symbol]
+        predicted = mark.predicted_rate
+        return protocol.MarkView(
+            symbol=mark.symbol,
+            time=mark.time,
+            mark=self.price(spec, mark.mark),
+            index=self.price(spec, mark.index),
+            frozen=mark.frozen,
+            last_rate=rate(mark.funding_rate),
+            predicted_rate=None if predicted is None else rate(predicted),
+            next_funding_time=mark.next_funding_time,
+        )
+
+    def funding(self, model: ReadModel, board: PriceBoard, symbol: str) -> protocol.FundingView:
+        """The funding service's estimate with the engine's last settlement. An estimate for a
+        boundary already settled is shown as none: the two come from different topics, so the
+        settlement can be read before the estimate for the next boundary."""
+        settlements = model.settlements[symbol]
+        last = settlements[-1] if settlements else None
+        estimate = board.predicted.get(symbol)
+        if estimate is not None and last is not None and estimate.funding_time <= last.funding_time:
+            estimate = None
+        return protocol.FundingView(
+            symbol=symbol,
+            predicted_rate=None if estimate is None else rate(estimate.rate),
+            next_funding_time=None if estimate is None else estimate.funding_time,
+            last_rate=None if last is None else rate(last.rate),
+            last_funding_time=None if last is None else last.funding_time,
+        )
+
+    def settlement(self, settlement: SettlementState) -> protocol.FundingSettlementView:
+        spec = self.markets.specs[settlement.symbol]
+        return protocol.FundingSettlementView(
+            symbol=settlement.symbol,
+            funding_time=settlement.funding_time,
+            rate=rate(settlement.rate),
+            mark=spec.ticks_to_str(settlement.mark),
+            positions=settlement.positions,
+            paid=self.money(settlement.paid),
+            received=self.money(settlement.received),
+            remainder=self.money(settlement.remainder),
+        )
+
 
 def rate(units: int) -> str:
-    """A rate (1e-8 units) as a plain fraction: 20_000 is ``"0.0002"``."""
+    """A rate (1e-8 units) as a plain fraction: 20_000 is ``"0.0002"``, -937 is
+    ``"-0.00000937"``."""
     value = (Decimal(units) / RATE_ONE).normalize()
     return format(value, "f")
 
