@@ -34,6 +34,7 @@ settlement its final rate, as ``FundingRate`` on the price topic (keyed by symbo
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import structlog
@@ -50,14 +51,13 @@ from exchange.funding_rate import (
 from exchange.market import MarketSpec
 from services.broker import create_topics
 from services.engine_main import load_markets
-from services.log_reader import LogReader
+from services.log_reader import follow
 from services.prices import PRICE_DECODER, PRICE_ENCODER, FundingRate, MarkTick
 from services.settings import Settings
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, CommandResult
 
 log = structlog.get_logger("funding")
 
-_POLL_MS = 50
 """Longest a poll waits for records before the service sends what it has."""
 _ID_PREFIX = "funding-"
 
@@ -119,37 +119,24 @@ class Funding:
         self._live = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        producer = AIOKafkaProducer(**self.settings.producer_config())
-        reader = LogReader(self.settings)
-        await producer.start()
-        try:
-            await reader.start()
-            log.info(
-                "funding_started",
-                schedules={
-                    symbol: msgspec.structs.asdict(market.config.schedule)
-                    for symbol, market in self.markets.items()
-                },
-            )
-            while not stop.is_set():
-                events, prices = await reader.poll(_POLL_MS)
-                for value in events:
-                    self._on_events(value)
-                for value in prices:
-                    self._on_price(value)
-                if reader.caught_up:
-                    if not self._live:
-                        self._live = True
-                        log.info("funding_caught_up", answered=self._answered)
-                    await self._send(producer)
-        finally:
-            await reader.stop()
-            await producer.stop()
-            log.info("funding_stopped", answered=self._answered)
+        log.info(
+            "funding_started",
+            schedules={
+                symbol: msgspec.structs.asdict(market.config.schedule)
+                for symbol, market in self.markets.items()
+            },
+        )
+        await follow(self.settings, stop, self, "funding")
+
+    def caught_up(self) -> None:
+        self._live = True
+
+    def progress(self) -> dict[str, Any]:
+        return {"answered": self._answered}
 
     # ----------------------------------------------------------------------------- inputs
 
-    def _on_events(self, value: bytes) -> None:
+    def on_event_record(self, value: bytes) -> None:
         try:
             batch = EVENT_DECODER.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -195,7 +182,7 @@ class Funding:
     def _answer(self, symbol: str, funding_time: int) -> None:
         self._answered[symbol] = max(self._answered.get(symbol, funding_time), funding_time)
 
-    def _on_price(self, value: bytes) -> None:
+    def on_price_record(self, value: bytes) -> None:
         try:
             message = PRICE_DECODER.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -215,7 +202,7 @@ class Funding:
 
     # ---------------------------------------------------------------------------- outputs
 
-    async def _send(self, producer: AIOKafkaProducer) -> None:
+    async def emit(self, producer: AIOKafkaProducer) -> None:
         """Send every settlement the engine has not answered, then publish the rates."""
         settings = self.settings
         commands: list[CommandEnvelope] = []

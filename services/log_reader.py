@@ -8,9 +8,18 @@ everything that was there when it started. The end of a partition is learned fro
 high watermark, not ``end_offsets`` (wrong on the embedded broker: kafka-broker-notes.md).
 """
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import asyncio
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.settings import Settings
+
+log = structlog.get_logger("log_reader")
+
+POLL_MS = 50
+"""Longest a poll waits for records before the follower may emit again."""
 
 
 class LogReader:
@@ -61,3 +70,47 @@ async def at_ends(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int | N
         if await consumer.position(partition) < end:
             return False
     return True
+
+
+class LogFollower(Protocol):
+    """A service that rebuilds its state from both logs and emits only once caught up."""
+
+    def on_event_record(self, value: bytes) -> None: ...
+
+    def on_price_record(self, value: bytes) -> None: ...
+
+    def caught_up(self) -> None:
+        """Everything there was at start has been read: from now on, act."""
+
+    async def emit(self, producer: AIOKafkaProducer) -> None:
+        """Send what the records read so far call for (called after every poll, once live)."""
+
+    def progress(self) -> dict[str, Any]:
+        """What the start-up and stop log lines show."""
+
+
+async def follow(settings: Settings, stop: asyncio.Event, follower: LogFollower, name: str) -> None:
+    """Feed ``follower`` both logs from their beginning until ``stop`` is set; let it emit
+    once caught up, never before (what it reads before then its previous run acted on)."""
+    producer = AIOKafkaProducer(**settings.producer_config())
+    reader = LogReader(settings)
+    await producer.start()
+    try:
+        await reader.start()
+        live = False
+        while not stop.is_set():
+            events, prices = await reader.poll(POLL_MS)
+            for value in events:
+                follower.on_event_record(value)
+            for value in prices:
+                follower.on_price_record(value)
+            if reader.caught_up:
+                if not live:
+                    live = True
+                    follower.caught_up()
+                    log.info(f"{name}_caught_up", **follower.progress())
+                await follower.emit(producer)
+    finally:
+        await reader.stop()
+        await producer.stop()
+        log.info(f"{name}_stopped", **follower.progress())

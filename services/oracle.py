@@ -18,6 +18,7 @@ freezing or coming back are logged for the points published.
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import structlog
@@ -30,7 +31,7 @@ from exchange.mark_price import MarkConfig
 from exchange.market import MarketSpec
 from services.broker import create_topics
 from services.engine_main import load_markets
-from services.log_reader import LogReader
+from services.log_reader import follow
 from services.oracle_market import OracleMarket, OraclePoint
 from services.prices import PRICE_DECODER, PRICE_ENCODER, FundingRate, IndexTick, MarkTick
 from services.settings import Settings
@@ -38,7 +39,6 @@ from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope
 
 log = structlog.get_logger("oracle")
 
-_POLL_MS = 50
 """Longest a poll waits for records before the oracle publishes what it has."""
 _COMMANDS_PER_RECORD = 1_000
 """``MarkPrice`` commands per command record: a backlog stays well under a record's 1 MB."""
@@ -84,38 +84,24 @@ class Oracle:
         self._mark: dict[str, int | None] = {}
         """The mark of that point: a new point sends a command only if its mark differs."""
         self._ignored: set[tuple[str, str]] = set()
-        self._live = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        producer = AIOKafkaProducer(**self.settings.producer_config())
-        reader = LogReader(self.settings)
-        await producer.start()
-        try:
-            await reader.start()
-            log.info(
-                "oracle_started",
-                markets={symbol: market.sources for symbol, market in self.markets.items()},
-                publish_ms=self.settings.oracle_publish_ms,
-            )
-            while not stop.is_set():
-                events, prices = await reader.poll(_POLL_MS)
-                for value in events:
-                    self._on_events(value)
-                for value in prices:
-                    self._on_price(value)
-                if reader.caught_up:
-                    if not self._live:
-                        self._live = True
-                        log.info("oracle_caught_up", published=self._published)
-                    await self._publish(producer)
-        finally:
-            await reader.stop()
-            await producer.stop()
-            log.info("oracle_stopped", published=self._published)
+        log.info(
+            "oracle_started",
+            markets={symbol: market.sources for symbol, market in self.markets.items()},
+            publish_ms=self.settings.oracle_publish_ms,
+        )
+        await follow(self.settings, stop, self, "oracle")
+
+    def caught_up(self) -> None:
+        """Nothing to switch: what is pending once caught up is what to publish."""
+
+    def progress(self) -> dict[str, Any]:
+        return {"published": self._published}
 
     # ----------------------------------------------------------------------------- inputs
 
-    def _on_events(self, value: bytes) -> None:
+    def on_event_record(self, value: bytes) -> None:
         try:
             batch = EVENT_DECODER.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -139,7 +125,7 @@ class Oracle:
                 elif isinstance(event, FundingSettled) and event.symbol in self.markets:
                     self.markets[event.symbol].funding_rate = event.rate
 
-    def _on_price(self, value: bytes) -> None:
+    def on_price_record(self, value: bytes) -> None:
         try:
             message = PRICE_DECODER.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -172,7 +158,7 @@ class Oracle:
 
     # ---------------------------------------------------------------------------- outputs
 
-    async def _publish(self, producer: AIOKafkaProducer) -> None:
+    async def emit(self, producer: AIOKafkaProducer) -> None:
         """Send the commands of every point not yet published, then publish the points."""
         settings = self.settings
         commands: list[CommandEnvelope] = []
