@@ -44,6 +44,7 @@ BTCUSDT = MarketSpec(
     market_protection=5 * _PERCENT,
     maker_fee=2 * _BASIS_POINT,
     taker_fee=5 * _BASIS_POINT,
+    liquidation_fee=125 * _BASIS_POINT,
     leverage_brackets=_brackets(
         [
             (50_000, 125, 40),
@@ -73,6 +74,7 @@ ETHUSDT = MarketSpec(
     market_protection=5 * _PERCENT,
     maker_fee=2 * _BASIS_POINT,
     taker_fee=5 * _BASIS_POINT,
+    liquidation_fee=125 * _BASIS_POINT,
     leverage_brackets=_brackets(
         [
             (10_000, 100, 50),

@@ -14,21 +14,21 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 import msgspec
 
-from exchange import margin
+from exchange import liquidation, margin
 from exchange.book_state import BookState
 from exchange.commands import AmendOrder, CancelAll, PlaceOrder, SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
-    CoverDeficit,
     CreateAccount,
-    Deleverage,
     Deposit,
     EngineCommand,
     FundInsurance,
+    Liquidate,
     MarginMode,
     MarkPrice,
     OrderCommand,
@@ -41,10 +41,14 @@ from exchange.engine_events import (
     AccountCreated,
     CommandError,
     CommandRejected,
+    Deleveraged,
     EngineEvent,
     FundingSettled,
     LeverageChanged,
+    Liquidation,
+    LiquidationStep,
     MarginModeChanged,
+    MarkChanged,
     MarketEvent,
     PositionUpdate,
     Transfer,
@@ -255,8 +259,7 @@ class Engine:
             SetMarginMode: self._set_margin_mode,
             AdjustMargin: self._adjust_margin,
             SettleFunding: self._settle_funding,
-            Deleverage: self._deleverage,
-            CoverDeficit: self._cover_deficit,
+            Liquidate: self._liquidate,
             FundInsurance: self._fund_insurance,
         }
 
@@ -516,7 +519,10 @@ class Engine:
         market = self.markets.get(cmd.symbol)
         if market is None:
             return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
-        return self._settle(market, market.book.process(SetMarkPrice(price=cmd.price)), None)
+        events = self._settle(market, market.book.process(SetMarkPrice(price=cmd.price)), None)
+        if market.book.mark == cmd.price:
+            events.insert(0, MarkChanged(cmd.symbol, cmd.price))
+        return events
 
     # ----------------------------------------------------------------- money
 
@@ -673,44 +679,219 @@ class Engine:
         )
         return out
 
-    # ------------------------------------------------- liquidation primitives
+    # ------------------------------------------------------------ liquidation
 
-    def _deleverage(self, cmd: Deleverage) -> list[EngineEvent]:
-        market = self.markets.get(cmd.symbol)
-        if market is None:
-            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
-        mine = self.accounts.get(cmd.account, {}).get(cmd.symbol)
-        theirs = self.accounts.get(cmd.counterparty, {}).get(cmd.symbol)
-        size = mine.size if mine is not None else 0
-        other = theirs.size if theirs is not None else 0
-        if (
-            cmd.account == cmd.counterparty
-            or size == 0
-            or other == 0
-            or (size > 0) == (other > 0)
-            or not 0 < cmd.qty <= min(abs(size), abs(other))
-            or not 0 < cmd.price <= market.spec.max_price
-        ):
-            message = "needs two opposite positions of at least qty and a valid price"
-            return [_rejected(CommandError.INVALID_DELEVERAGE, message)]
-        signed = -cmd.qty if size > 0 else cmd.qty
+    def _liquidate(self, cmd: Liquidate) -> list[EngineEvent]:
+        """Binance's liquidation process (§4.1), with the venues' stepwise reduction (§4.2):
+        cancel the orders, then one position at a time (cross: the one with the largest
+        maintenance margin) a partial step down to the next lower bracket, and a full close if
+        the account is still due. Each step is re-checked against this state, so a stale
+        trigger does nothing."""
+        account_id, symbol = cmd.account, cmd.symbol
+        if symbol and symbol not in self.markets:
+            return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {symbol}")]
+        if not self._due(account_id, symbol):
+            message = "margin ratio below 100 %: nothing to liquidate"
+            return [_rejected(CommandError.NOT_LIQUIDATABLE, message)]
         out: list[EngineEvent] = []
-        self._fill(market, cmd.account, signed, cmd.price, 0, out)
-        self._fill(market, cmd.counterparty, -signed, cmd.price, 0, out)
-        book_events = market.book.move_position(cmd.account, cmd.counterparty, signed)
-        out.extend(self._settle(market, book_events, None))
+        for market in [self.markets[symbol]] if symbol else self.markets.values():
+            if market.book.open_orders(account_id):
+                events = market.book.process(CancelAll(account=account_id))
+                out.extend(self._settle(market, events, None))
+        stepped: set[str] = set()
+        while self._due(account_id, symbol):
+            target = symbol or self._largest_cross_position(account_id)
+            if target is None:
+                break
+            partial = target not in stepped
+            stepped.add(target)
+            self._liquidation_step(account_id, self.markets[target], partial, out)
         return out
 
-    def _cover_deficit(self, cmd: CoverDeficit) -> list[EngineEvent]:
-        address = wallet(cmd.account)
-        deficit = -self.ledger.balance(address)
-        fund = self.ledger.balance(INSURANCE)
-        if deficit <= 0:
-            return [_rejected(CommandError.NO_DEFICIT, "the wallet is not negative")]
-        out: list[Transfer] = []
-        covered = min(deficit, max(fund, 0))
-        self.ledger.transfer(INSURANCE, address, covered, TransferReason.DEFICIT_COVER, out)
-        return list(out)
+    def _due(self, account_id: int, symbol: str) -> bool:
+        """Whether the cross account (``symbol`` empty) or that isolated position is at or past
+        maintenance margin, by this engine's state."""
+        if symbol:
+            account = self.accounts.get(account_id, {}).get(symbol)
+            if account is None or not account.size or account.mode is not MarginMode.ISOLATED:
+                return False
+        for status in self.margin_status(account_id):
+            if status.symbol == symbol:
+                return status.level is MarginLevel.LIQUIDATION
+        return False
+
+    def _largest_cross_position(self, account_id: int) -> str | None:
+        largest: tuple[int, str] | None = None
+        for symbol, account in sorted(self.accounts.get(account_id, {}).items()):
+            if account.size and account.mode is MarginMode.CROSS:
+                mm = self._maintenance(self.markets[symbol], account)
+                if largest is None or mm > largest[0]:
+                    largest = (mm, symbol)
+        return largest[1] if largest is not None else None
+
+    def _liquidation_step(
+        self, account_id: int, market: Market, partial: bool, out: list[EngineEvent]
+    ) -> None:
+        """One step: an IOC order into the book at no worse than ``liquidation.limit_price``;
+        for a full step, ADL for what the book did not take, then the insurance fund settles
+        with the bankrupt position (it takes what is left, or pays what is missing)."""
+        spec = market.spec
+        symbol = spec.symbol
+        multiplier = market.multiplier
+        account = self.accounts[account_id][symbol]
+        mode = account.mode
+        size = account.size
+        price = market.price()
+        mark = market.book.mark
+        keep = 0
+        if partial and price is not None:
+            keep = liquidation.partial_keep(spec.leverage_brackets, size, price, multiplier)
+        step = LiquidationStep.PARTIAL if keep else LiquidationStep.FULL
+        qty = abs(size) - keep
+        risk = self.position_risk(account_id, symbol)
+        bankruptcy = min(max(risk.bankruptcy_price or 0, 1), spec.max_price)
+        closing_buy = size < 0
+        fund_before = self.ledger.balance(INSURANCE)
+        budget = 0
+        if step is LiquidationStep.FULL:
+            budget = max(fund_before, 0) // (qty * multiplier)
+        limit = liquidation.limit_price(spec, closing_buy, bankruptcy, mark, budget)
+        cross_before = self.ledger.balance(wallet(account_id))
+        order_id = self._new_order_id(market)
+        side = Side.BUY if closing_buy else Side.SELL
+        events = market.book.liquidate(order_id, account_id, side, qty, limit)
+        fee = filled = 0
+        for event in events:
+            if type(event) is Trade and event.taker_order_id == order_id:
+                filled += event.qty
+                fee += liquidation.clearance_fee(
+                    event.price, event.qty, multiplier, spec.liquidation_fee
+                )
+        out.extend(self._settle(market, events, None))
+        transfers: list[Transfer] = []
+        uncovered = deleveraged = 0
+        if step is LiquidationStep.PARTIAL:
+            fee = min(fee, max(0, self._scope_balance(account_id, symbol, mode, wallet_only=True)))
+            source = isolated_wallet(account_id, symbol) if mode is MarginMode.ISOLATED else None
+            self.ledger.transfer(
+                source or wallet(account_id),
+                INSURANCE,
+                fee,
+                TransferReason.LIQUIDATION_FEE,
+                transfers,
+            )
+        else:
+            deleveraged = abs(account.size)
+            if deleveraged:
+                self._auto_deleverage(account_id, market, bankruptcy, out)
+            if mode is MarginMode.ISOLATED:  # its whole wallet went back to the cross wallet
+                left = self.ledger.balance(wallet(account_id)) - cross_before
+            else:
+                left = self._scope_balance(account_id, "", mode, wallet_only=False)
+            uncovered = self._settle_bankruptcy(account_id, left, fee, transfers)
+            fee = min(fee, max(left, 0))
+        out.extend(transfers)
+        out.append(
+            Liquidation(
+                account=account_id,
+                symbol=symbol,
+                mode=mode,
+                step=step,
+                size=size,
+                filled=filled,
+                deleveraged=deleveraged,
+                mark=mark,
+                bankruptcy_price=bankruptcy,
+                limit_price=limit,
+                fee=fee,
+                insurance=self.ledger.balance(INSURANCE) - fund_before,
+                uncovered=uncovered,
+            )
+        )
+
+    def _scope_balance(
+        self, account_id: int, symbol: str, mode: MarginMode, *, wallet_only: bool
+    ) -> int:
+        """Margin balance of the cross account or of one isolated position (wallet plus
+        unrealized PnL); with ``wallet_only`` the least of that and the wallet itself, which
+        is what a fee may take without leaving a wallet negative."""
+        if mode is MarginMode.ISOLATED:
+            held = self.ledger.balance(isolated_wallet(account_id, symbol))
+            balance = held + self._unrealized(
+                self.markets[symbol], self.accounts[account_id][symbol]
+            )
+        else:
+            held = balance = self.ledger.balance(wallet(account_id))
+            for other, account in self.accounts.get(account_id, {}).items():
+                if account.mode is MarginMode.CROSS and account.size:
+                    balance += self._unrealized(self.markets[other], account)
+        return min(held, balance) if wallet_only else balance
+
+    def _settle_bankruptcy(
+        self, account_id: int, left: int, fee: int, transfers: list[Transfer]
+    ) -> int:
+        """Settle a closed bankrupt position with the insurance fund: what the account has
+        ``left`` (above a close at the bankruptcy price) goes to the fund, the clearance fee
+        first; a negative ``left`` is paid by the fund as far as it can. Returns what it could
+        not pay (0 unless the fund ran dry on a rounding)."""
+        address = wallet(account_id)
+        ledger = self.ledger
+        if left >= 0:
+            charged = min(fee, left)
+            ledger.transfer(address, INSURANCE, charged, TransferReason.LIQUIDATION_FEE, transfers)
+            ledger.transfer(
+                address, INSURANCE, left - charged, TransferReason.LIQUIDATION_SURPLUS, transfers
+            )
+            return 0
+        paid = min(-left, max(ledger.balance(INSURANCE), 0))
+        ledger.transfer(INSURANCE, address, paid, TransferReason.LIQUIDATION_SHORTFALL, transfers)
+        return -left - paid
+
+    def _auto_deleverage(
+        self, account_id: int, market: Market, price: int, out: list[EngineEvent]
+    ) -> None:
+        """Close what is left of the position against the opposite positions, in Binance's ADL
+        order (§6.2), at the liquidated position's bankruptcy price (§6.3), without fees.
+        Positions net to zero, so the opposite side always holds enough."""
+        symbol = market.spec.symbol
+        size = self.accounts[account_id][symbol].size
+        queue = liquidation.adl_order(self.adl_scores(symbol, long=size < 0))
+        remaining = abs(size)
+        for rank, counterparty in enumerate(queue, start=1):
+            if not remaining:
+                break
+            theirs = self.accounts[counterparty][symbol]
+            qty = min(remaining, abs(theirs.size))
+            signed = -qty if size > 0 else qty
+            self._fill(market, account_id, signed, price, 0, out)
+            self._fill(market, counterparty, -signed, price, 0, out)
+            out.extend(
+                self._settle(
+                    market, market.book.move_position(account_id, counterparty, signed), None
+                )
+            )
+            out.append(Deleveraged(symbol, account_id, counterparty, qty, price, rank))
+            remaining -= qty
+
+    def adl_scores(self, symbol: str, *, long: bool) -> list[tuple[int, Fraction]]:
+        """Binance's ADL score (``liquidation.adl_score``) of every long (or short) position in
+        ``symbol``: its own unrealized PnL against the wallet and margin ratio of its margin
+        (the cross account, or the isolated position)."""
+        market = self.markets[symbol]
+        scores: list[tuple[int, Fraction]] = []
+        for account_id, account in self.accounts_in(symbol):
+            if not account.size or (account.size > 0) is not long:
+                continue
+            pnl = self._unrealized(market, account)
+            if account.mode is MarginMode.ISOLATED:
+                held = self.ledger.balance(isolated_wallet(account_id, symbol))
+                mm, balance = self._maintenance(market, account), held + pnl
+            else:
+                held = self.ledger.balance(wallet(account_id))
+                status = self.margin_status(account_id)[0]
+                mm, balance = status.maintenance, status.margin_balance
+            scores.append((account_id, liquidation.adl_score(pnl, held, mm, balance)))
+        return scores
 
     def _create_account(self, cmd: CreateAccount) -> list[EngineEvent]:
         if not _KEY_HASH.fullmatch(cmd.key_hash):

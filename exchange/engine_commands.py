@@ -86,22 +86,17 @@ class SettleFunding(msgspec.Struct, tag="funding", tag_field="cmd", frozen=True,
     funding_time: int
 
 
-class Deleverage(msgspec.Struct, tag="deleverage", tag_field="cmd", frozen=True, kw_only=True):
-    """Close ``qty`` lots of ``account``'s position against ``counterparty``'s opposite position
-    at ``price``, without fees: the ledger step of auto-deleveraging (its policy, who and at
-    which price, belongs to the liquidation service)."""
+class Liquidate(msgspec.Struct, tag="liquidate", tag_field="cmd", frozen=True, kw_only=True):
+    """Liquidate ``account``'s cross margin (``symbol`` empty) or its isolated position in
+    ``symbol``, if the engine's own state says it is due.
 
-    symbol: str
-    account: int
-    counterparty: int
-    qty: int
-    price: int
-
-
-class CoverDeficit(msgspec.Struct, tag="cover_deficit", tag_field="cmd", frozen=True, kw_only=True):
-    """Let the insurance fund bring a negative cross wallet back to zero (Binance §4.1 step 5)."""
+    The liquidation service sends this when its view of the account reaches maintenance
+    margin; the engine re-checks against its authoritative state, so a stale or repeated
+    trigger is rejected and changes nothing. What a liquidation does: docs/liquidation.md.
+    """
 
     account: int
+    symbol: str = ""
 
 
 class FundInsurance(
@@ -122,7 +117,6 @@ EngineCommand = (
     | OrderCommand
     | MarkPrice
     | SettleFunding
-    | Deleverage
-    | CoverDeficit
+    | Liquidate
     | FundInsurance
 )

@@ -33,8 +33,8 @@ class CommandError(StrEnum):
     """Removing isolated margin would leave the position below its initial margin."""
     DUPLICATE_FUNDING = "duplicate_funding"
     NO_MARK_PRICE = "no_mark_price"
-    INVALID_DELEVERAGE = "invalid_deleverage"
-    NO_DEFICIT = "no_deficit"
+    NOT_LIQUIDATABLE = "not_liquidatable"
+    """A liquidation trigger the engine's own state does not confirm (stale or repeated)."""
     INVALID_KEY = "invalid_key"
     """A key hash that is not 64 lowercase hex digits (a SHA-256)."""
     DUPLICATE_KEY = "duplicate_key"
@@ -60,7 +60,12 @@ class TransferReason(StrEnum):
     ISOLATED_MARGIN = "isolated_margin"
     FUNDING = "funding"
     FUNDING_REMAINDER = "funding_remainder"
-    DEFICIT_COVER = "deficit_cover"
+    LIQUIDATION_FEE = "liquidation_fee"
+    """The clearance fee of a liquidation, to the insurance fund."""
+    LIQUIDATION_SURPLUS = "liquidation_surplus"
+    """What a bankrupt position had left after its close, to the insurance fund."""
+    LIQUIDATION_SHORTFALL = "liquidation_shortfall"
+    """The insurance fund paying for a close worse than the bankruptcy price."""
     INSURANCE_FUNDING = "insurance_funding"
 
 
@@ -109,6 +114,60 @@ class FundingSettled(msgspec.Struct, tag="funding_settled", tag_field="type", fr
     remainder: int
 
 
+class MarkChanged(msgspec.Struct, tag="mark", tag_field="type", frozen=True):
+    """The market's mark price is now ``price``: what margin, liquidation and stops use.
+    In the event log so that a reader can value positions exactly as the engine does."""
+
+    symbol: str
+    price: int
+
+
+class LiquidationStep(StrEnum):
+    PARTIAL = "partial"
+    """Reduce a large position to the next lower leverage bracket, through the book."""
+    FULL = "full"
+    """Close the whole position: the book, then auto-deleveraging for what it cannot take."""
+
+
+class Liquidation(msgspec.Struct, tag="liquidation", tag_field="type", frozen=True, kw_only=True):
+    """One step of a liquidation, after its fills and its insurance-fund movements.
+
+    ``size`` is the position before the step (signed lots); ``filled`` lots went through the
+    book with a limit of ``limit_price``, ``deleveraged`` lots to ADL counterparties at
+    ``bankruptcy_price``. ``fee`` is the clearance fee, ``insurance`` the fund's net change in
+    the step (fee included; negative when it paid a shortfall), ``uncovered`` a loss that
+    neither the fund nor ADL could take: always 0 unless a rule is broken, and reported so that
+    a drill can prove it.
+    """
+
+    account: int
+    symbol: str
+    mode: MarginMode
+    step: LiquidationStep
+    size: int
+    filled: int
+    deleveraged: int
+    mark: int | None
+    bankruptcy_price: int
+    limit_price: int
+    fee: int
+    insurance: int
+    uncovered: int
+
+
+class Deleveraged(msgspec.Struct, tag="adl", tag_field="type", frozen=True):
+    """ADL notice: ``counterparty``'s position in ``symbol`` was reduced by ``qty`` lots at
+    ``price`` (the liquidated position's bankruptcy price), against ``account``'s liquidation;
+    ``rank`` is its place in the queue (1: first)."""
+
+    symbol: str
+    account: int
+    counterparty: int
+    qty: int
+    price: int
+    rank: int
+
+
 class AccountCreated(msgspec.Struct, tag="account_created", tag_field="type", frozen=True):
     """``account`` now belongs to the API key whose SHA-256 is ``key_hash``."""
 
@@ -125,4 +184,7 @@ EngineEvent = (
     | LeverageChanged
     | MarginModeChanged
     | FundingSettled
+    | MarkChanged
+    | Liquidation
+    | Deleveraged
 )

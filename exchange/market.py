@@ -48,6 +48,8 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A market order fills no further than this rate from the mark (or the touch) (0: off)."""
     maker_fee: int = 0
     taker_fee: int = 0
+    liquidation_fee: int = 0
+    """Binance's liquidation clearance fee rate, on what a liquidation closes (to the fund)."""
     min_callback_rate: int = RATE_ONE // 1000
     """Trailing-stop callback rate limits, Binance's 0.1 % … 10 %."""
     max_callback_rate: int = RATE_ONE // 10

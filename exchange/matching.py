@@ -160,6 +160,43 @@ class MatchingEngine:
         self._append_delta(events)
         return events
 
+    def liquidate(
+        self, order_id: int, account: int, side: Side, qty: int, limit: int
+    ) -> list[MatchingEvent]:
+        """Run the liquidation engine's order: IOC, reduce-only, at ``limit`` or better.
+
+        The exchange sends it, not a user, and it must be able to close any position: so the
+        order rules meant for users (quantity limits, minimum notional, the price band) do not
+        apply, and it pays no trading fee (the liquidation clearance fee replaces it, charged by
+        the engine); the maker side pays its fee as usual.
+        """
+        cmd = PlaceOrder(
+            order_id=order_id,
+            account=account,
+            side=side,
+            qty=qty,
+            price=limit,
+            tif=IOC,
+            reduce_only=True,
+            stp=STP_NONE,
+        )
+        events: list[MatchingEvent] = []
+        self._events = events
+        self._seq += 1
+        order = Order(order_id, account, side, side is BUY, limit, qty, True, self._seq, cmd)
+        self._live[order_id] = order
+        events.append(Accepted(order_id, account))
+        self._execute(order)
+        if self._trigger_due and self._conditional:
+            self._run_triggers()
+        self._append_delta(events)
+        return [
+            msgspec.structs.replace(e, taker_fee=0)
+            if type(e) is Trade and e.taker_order_id == order_id
+            else e
+            for e in events
+        ]
+
     def _place_passive(self, cmd: PlaceOrder) -> list[MatchingEvent] | None:
         """The commonest command, a valid GTC or GTX limit order that does not cross, in one step.
 

@@ -18,11 +18,10 @@ from strategies import BASE_SPEC, SPECS, CommandGenerator
 from exchange.commands import SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
-    CoverDeficit,
-    Deleverage,
     Deposit,
     EngineCommand,
     FundInsurance,
+    Liquidate,
     MarginMode,
     MarkPrice,
     OrderCommand,
@@ -84,16 +83,8 @@ class EngineCommandGenerator:
             self._funding_time[symbol] = at
             rate = draw(-RATE_ONE // 200, RATE_ONE // 200)
             return SettleFunding(symbol=symbol, rate=rate, funding_time=at)
-        if roll < 97:
-            return Deleverage(
-                symbol=symbol,
-                account=account,
-                counterparty=draw(1, ACCOUNTS),
-                qty=draw(0, 6),
-                price=draw(80, 120),
-            )
-        if roll < 99:
-            return CoverDeficit(account=account)
+        if roll < 98:
+            return Liquidate(account=account, symbol=symbol if draw(0, 1) else "")
         return FundInsurance(amount=draw(0, 200))
 
 

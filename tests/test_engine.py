@@ -11,12 +11,9 @@ from exchange.commands import AmendOrder, CancelOrder, PlaceOrder
 from exchange.engine import FIRST_CREATED_ACCOUNT, Engine, MarginLevel, TrackedOrder
 from exchange.engine_commands import (
     AdjustMargin,
-    CoverDeficit,
     CreateAccount,
-    Deleverage,
     Deposit,
     EngineCommand,
-    FundInsurance,
     MarginMode,
     MarkPrice,
     OrderCommand,
@@ -494,41 +491,6 @@ def test_time_never_goes_back_and_the_first_time_crosses_nothing() -> None:
     )
     assert restored.state_hash() == e.state_hash()
     assert restored.markets["TEST"].roll == e.markets["TEST"].roll
-
-
-# ------------------------------------------------------------------ liquidation primitives
-
-
-def test_deleverage_closes_two_positions_at_the_given_price_without_fees() -> None:
-    e = funded_pair()
-    fees = bal(e, FEES)
-    run(e, Deleverage(symbol="TEST", account=1, counterparty=2, qty=4, price=90))
-    assert (e.accounts[1]["TEST"].size, e.accounts[2]["TEST"].size) == (6, -6)
-    assert bal(e, FEES) == fees
-    for bad in (
-        Deleverage(symbol="TEST", account=1, counterparty=2, qty=7, price=90),
-        Deleverage(symbol="TEST", account=1, counterparty=1, qty=1, price=90),
-        Deleverage(symbol="TEST", account=1, counterparty=3, qty=1, price=90),
-        Deleverage(symbol="TEST", account=1, counterparty=2, qty=1, price=0),
-    ):
-        assert reasons(run(e, bad)) == ["invalid_deleverage"]
-
-
-def test_insurance_fund_covers_a_deficit_as_far_as_it_can() -> None:
-    e = engine((1, 101 * USD), (2, 10_000 * USD))
-    run(e, order(2, Side.SELL, 10, 100, order_id=1), order(1, Side.BUY, 10, 100, order_id=2))
-    # closed at 50 against the short: 1 loses 500 USDT with 100.50 in the wallet
-    run(e, Deleverage(symbol="TEST", account=1, counterparty=2, qty=10, price=50))
-    deficit = -bal(e, wallet(1))
-    assert deficit == 500 * USD - (101 * USD - 50)
-    assert reasons(run(e, CoverDeficit(account=2))) == ["no_deficit"]
-    run(e, FundInsurance(amount=100 * USD))
-    run(e, CoverDeficit(account=1))
-    assert bal(e, INSURANCE) == 0
-    assert bal(e, wallet(1)) == -(deficit - 100 * USD)
-    run(e, FundInsurance(amount=1_000 * USD), CoverDeficit(account=1))
-    assert bal(e, wallet(1)) == 0
-    assert bal(e, INSURANCE) == 1_000 * USD - (deficit - 100 * USD)
 
 
 # ------------------------------------------------------------------------- margin levels

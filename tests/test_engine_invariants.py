@@ -19,11 +19,11 @@ import msgspec
 from engine_streams import ACCOUNTS, FAUCET_CAP, MARKETS, engine_streams, random_engine_commands
 from hypothesis import HealthCheck, given, settings
 
-from exchange.engine import Engine, EngineState
-from exchange.engine_commands import EngineCommand, OrderCommand
-from exchange.engine_events import EngineEvent, MarketEvent, PositionUpdate
+from exchange.engine import Engine, EngineState, MarginLevel
+from exchange.engine_commands import EngineCommand, Liquidate, OrderCommand
+from exchange.engine_events import EngineEvent, Liquidation, MarketEvent, PositionUpdate
 from exchange.events import Rejected
-from exchange.ledger import EXTERNAL, clearing
+from exchange.ledger import EXTERNAL, INSURANCE, clearing
 from exchange.positions import MarketAccount
 
 SEEDED_COMMANDS = 50_000
@@ -95,19 +95,35 @@ def rounding_slack(account: int, events: list[EngineEvent]) -> int:
     return 1 + fills
 
 
-def run_checked(commands: list[EngineCommand], *, recount_every: int) -> Engine:
+def check_liquidation(engine: Engine, cmd: Liquidate, events: list[EngineEvent]) -> int:
+    """An accepted liquidation leaves nothing unpaid, the fund not negative, and the scope it
+    was sent for flat or no longer due; returns its step count."""
+    steps = [e for e in events if isinstance(e, Liquidation)]
+    assert all(step.uncovered == 0 for step in steps), events
+    assert engine.ledger.balance(INSURANCE) >= 0
+    if steps:
+        statuses = {s.symbol: s.level for s in engine.margin_status(cmd.account)}
+        assert statuses.get(cmd.symbol) is not MarginLevel.LIQUIDATION, events
+    return len(steps)
+
+
+def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[Engine, int]:
+    """The engine after ``commands``, checked at every step, and its liquidation step count."""
     engine = new_engine()
+    liquidation_steps = 0
     for step, cmd in enumerate(commands):
         account = cmd.order.account if isinstance(cmd, OrderCommand) else None
         before = engine.available(account) if account is not None else 0
         events = engine.process(cmd)
         check_state(engine, recount=step % recount_every == 0)
+        if isinstance(cmd, Liquidate):
+            liquidation_steps += check_liquidation(engine, cmd, events)
         placed_by = checked_order(cmd, events)
         if placed_by is not None and before >= 0:
             slack = rounding_slack(placed_by, events)
             assert engine.available(placed_by) >= -slack, (step, cmd, events)
     check_state(engine, recount=True)
-    return engine
+    return engine, liquidation_steps
 
 
 def replay_hash(commands: list[EngineCommand]) -> str:
@@ -133,7 +149,7 @@ def resumed_hash(commands: list[EngineCommand], cut: int) -> str:
 @given(engine_streams())
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_invariants_hold_on_every_step(commands: list[EngineCommand]) -> None:
-    engine = run_checked(commands, recount_every=1)
+    engine, _ = run_checked(commands, recount_every=1)
     if commands:
         assert resumed_hash(commands, len(commands) // 2) == engine.state_hash()
 
@@ -141,9 +157,10 @@ def test_invariants_hold_on_every_step(commands: list[EngineCommand]) -> None:
 def test_invariants_over_100k_seeded_commands() -> None:
     for seed in (1, 2):
         commands = random_engine_commands(random.Random(seed), SEEDED_COMMANDS)
-        engine = run_checked(commands, recount_every=500)
+        engine, liquidation_steps = run_checked(commands, recount_every=500)
         trades = sum(1 for _, account in engine.accounts_in("AAA") if account.size)
         assert trades, "the stream should leave some positions open"
+        assert liquidation_steps, "the stream should liquidate someone"
         cut = SEEDED_COMMANDS * 2 // 3
         assert resumed_hash(commands, cut) == engine.state_hash()
         assert replay_hash(commands) == engine.state_hash()
