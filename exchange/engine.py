@@ -870,7 +870,8 @@ class Engine:
                     market, market.book.move_position(account_id, counterparty, signed), None
                 )
             )
-            out.append(Deleveraged(symbol, account_id, counterparty, qty, price, rank))
+            side = Side.BUY if size > 0 else Side.SELL
+            out.append(Deleveraged(symbol, account_id, counterparty, side, qty, price, rank))
             remaining -= qty
 
     def adl_scores(self, symbol: str, *, long: bool) -> list[tuple[int, Fraction]]:

@@ -10,6 +10,7 @@ import msgspec
 
 from exchange.engine_commands import MarginMode
 from exchange.events import MatchingEvent
+from exchange.orders import Side
 
 
 class CommandError(StrEnum):
@@ -158,11 +159,13 @@ class Liquidation(msgspec.Struct, tag="liquidation", tag_field="type", frozen=Tr
 class Deleveraged(msgspec.Struct, tag="adl", tag_field="type", frozen=True):
     """ADL notice: ``counterparty``'s position in ``symbol`` was reduced by ``qty`` lots at
     ``price`` (the liquidated position's bankruptcy price), against ``account``'s liquidation;
-    ``rank`` is its place in the queue (1: first)."""
+    ``side`` is the counterparty's reducing fill (buy for a short); ``rank`` is its place in
+    the queue (1: first)."""
 
     symbol: str
     account: int
     counterparty: int
+    side: Side
     qty: int
     price: int
     rank: int

@@ -201,10 +201,23 @@ class FundingHistory(_Request, tag="funding_history"):
     limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
 
 
+class InsuranceFund(_Request, tag="insurance_fund"):
+    """The insurance fund's balance and its latest movements, newest first. Public."""
+
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
+
+
+class Liquidations(_Request, tag="liquidations"):
+    """This account's latest liquidation steps and ADL notices, newest first."""
+
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
+
+
 class Subscribe(_Request, tag="subscribe"):
     """Channels: ``book.<SYMBOL>``, ``trades.<SYMBOL>``, ``ticker.<SYMBOL>``,
-    ``index.<SYMBOL>``, ``mark.<SYMBOL>``, ``funding.<SYMBOL>`` (public); ``orders``, ``fills``,
-    ``positions``, ``balances`` (this account's, after login)."""
+    ``index.<SYMBOL>``, ``mark.<SYMBOL>``, ``funding.<SYMBOL>``, ``insurance`` (public);
+    ``orders``, ``fills``, ``positions``, ``balances``, ``liquidations``, ``adl`` (this
+    account's, after login)."""
 
     channel: Channel
 
@@ -232,6 +245,8 @@ Request = (
     | Balances
     | Fills
     | FundingHistory
+    | InsuranceFund
+    | Liquidations
     | Subscribe
     | Unsubscribe
 )
@@ -242,7 +257,16 @@ OPS: dict[str, type[_Request]] = {
 """Every op and its request struct."""
 
 PUBLIC_OPS = frozenset(
-    {"ping", "markets", "create_account", "login", "funding_history", "subscribe", "unsubscribe"}
+    {
+        "ping",
+        "markets",
+        "create_account",
+        "login",
+        "funding_history",
+        "insurance_fund",
+        "subscribe",
+        "unsubscribe",
+    }
 )
 """Ops that need no login (a private channel still does: ``streams``)."""
 
@@ -514,6 +538,66 @@ class FundingSettlementView(msgspec.Struct, frozen=True):
     """The total received by the others."""
     remainder: str
     """``paid − received``: the rounding, to the insurance fund."""
+
+
+class LiquidationView(msgspec.Struct, frozen=True, kw_only=True):
+    """``liquidations`` data: one step of a liquidation of this account (docs/ledger.md,
+    Liquidation). ``position`` is the position before the step (signed: − short); the book took
+    ``filled_qty`` at no worse than ``limit_price``, ADL closed ``deleveraged_qty`` at
+    ``bankruptcy_price``; ``fee`` is the clearance fee."""
+
+    symbol: str
+    margin_mode: MarginMode
+    step: str
+    """``partial`` (down to the next lower bracket) or ``full``."""
+    position: str
+    filled_qty: str
+    deleveraged_qty: str
+    mark_price: str | None
+    bankruptcy_price: str
+    limit_price: str
+    fee: str
+    time: int
+
+
+class AdlNoticeView(msgspec.Struct, frozen=True, kw_only=True):
+    """``adl`` data: this account's position was auto-deleveraged: reduced by ``qty`` at
+    ``price`` (the liquidated position's bankruptcy price), without fees; ``rank`` is its place
+    in the queue (1: first)."""
+
+    symbol: str
+    side: Side
+    """The side of the reducing fill (sell for a long)."""
+    qty: str
+    price: str
+    rank: int
+    time: int
+
+
+class InsuranceMovementView(msgspec.Struct, frozen=True, kw_only=True):
+    """``insurance`` data: the fund's balance after one movement of ``change`` (signed)."""
+
+    balance: str
+    change: str
+    reason: str
+    """``liquidation_fee``, ``liquidation_surplus``, ``liquidation_shortfall``,
+    ``funding_remainder`` or ``insurance_funding``."""
+    time: int
+
+
+class InsuranceFundView(msgspec.Struct, frozen=True):
+    """The ``insurance_fund`` answer."""
+
+    asset: str
+    balance: str
+    movements: list[InsuranceMovementView]
+
+
+class LiquidationHistoryView(msgspec.Struct, frozen=True):
+    """The ``liquidations`` answer."""
+
+    liquidations: list[LiquidationView]
+    adl: list[AdlNoticeView]
 
 
 class ChannelAck(msgspec.Struct, frozen=True):

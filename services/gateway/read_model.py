@@ -20,8 +20,10 @@ from exchange.commands import PlaceOrder
 from exchange.engine_commands import EngineCommand, MarginMode, OrderCommand
 from exchange.engine_events import (
     AccountCreated,
+    Deleveraged,
     FundingSettled,
     LeverageChanged,
+    Liquidation,
     MarginModeChanged,
     MarketEvent,
     PositionUpdate,
@@ -38,7 +40,7 @@ from exchange.events import (
     Trade,
     Triggered,
 )
-from exchange.ledger import funding_pool
+from exchange.ledger import INSURANCE, funding_pool
 from exchange.market import MarketSpec
 from exchange.orders import Side
 from services.gateway.protocol import OrderStatus
@@ -107,6 +109,22 @@ class SettlementState(msgspec.Struct, frozen=True, kw_only=True):
     remainder: int
 
 
+class InsuranceMovement(msgspec.Struct, frozen=True):
+    """One movement of the insurance fund: ``change`` (signed) left it at ``balance``."""
+
+    balance: int
+    change: int
+    reason: TransferReason
+    time: int
+
+
+class Stamped(msgspec.Struct, frozen=True):
+    """An engine event of an account's liquidation history, with the event time it came at."""
+
+    event: Liquidation | Deleveraged
+    time: int
+
+
 @dataclass
 class Changes:
     """What one command changed, in the order it happened, for ``streams``."""
@@ -121,6 +139,10 @@ class Changes:
     tickers: dict[str, None] = field(default_factory=dict)
     funding: dict[str, None] = field(default_factory=dict)
     """Markets with a new settlement."""
+    liquidations: list[tuple[int, Stamped]] = field(default_factory=list)
+    """(account, its liquidation step or ADL notice): the liquidated account for a step, the
+    counterparty for a notice."""
+    insurance: list[InsuranceMovement] = field(default_factory=list)
 
 
 @dataclass
@@ -131,13 +153,16 @@ class AccountState:
     positions: dict[str, PositionState] = field(default_factory=dict)
     wallet: int = 0
     isolated: dict[str, int] = field(default_factory=dict)
+    liquidations: "deque[Stamped]" = field(default_factory=deque)
+    """Its latest liquidation steps and ADL notices, newest first (bounded)."""
 
 
 class ReadModel:
     """Accounts, orders, fills, positions, balances and books, as of the last result applied.
 
     ``finished_orders`` and ``recent_fills`` bound what is kept per account beyond its open
-    orders; ``default_leverage`` is the engine's (shown for a market never set).
+    orders, ``history`` the insurance fund's movements and each account's liquidations;
+    ``default_leverage`` is the engine's (shown for a market never set).
     """
 
     def __init__(
@@ -147,6 +172,7 @@ class ReadModel:
         default_leverage: int,
         finished_orders: int = 1_000,
         recent_fills: int = 1_000,
+        history: int = 1_000,
     ) -> None:
         self.specs = {spec.symbol: spec for spec in specs}
         self.accounts: dict[str, int] = {}
@@ -171,8 +197,13 @@ class ReadModel:
         }
         """The engine's leverage for an account that never set one: its default, within the
         market's first bracket."""
+        self.insurance = 0
+        """The insurance fund's balance."""
+        self.insurance_movements: deque[InsuranceMovement] = deque(maxlen=history)
+        """Its latest movements, newest first."""
         self._finished_orders = finished_orders
         self._recent_fills = recent_fills
+        self._history = history
         self._accounts: dict[int, AccountState] = {}
 
     # ------------------------------------------------------------------------------ reading
@@ -180,7 +211,10 @@ class ReadModel:
     def account(self, account: int) -> AccountState:
         state = self._accounts.get(account)
         if state is None:
-            state = self._accounts[account] = AccountState(fills=deque(maxlen=self._recent_fills))
+            state = self._accounts[account] = AccountState(
+                fills=deque(maxlen=self._recent_fills),
+                liquidations=deque(maxlen=self._history),
+            )
         return state
 
     def order(self, account: int, symbol: str, order_id: int) -> OrderState | None:
@@ -232,6 +266,12 @@ class ReadModel:
                     self._settled(event, flows.get(funding_pool(event.symbol), (0, 0)), changes)
             elif isinstance(event, AccountCreated):
                 self.accounts[event.key_hash] = event.account
+            elif isinstance(event, Liquidation | Deleveraged):
+                if event.symbol in self.specs:
+                    stamped = Stamped(event, self.time)
+                    owner = event.account if isinstance(event, Liquidation) else event.counterparty
+                    self.account(owner).liquidations.appendleft(stamped)
+                    changes.liquidations.append((owner, stamped))
             elif isinstance(
                 event, MarketEvent | PositionUpdate | LeverageChanged | MarginModeChanged
             ):
@@ -355,6 +395,12 @@ class ReadModel:
                 self._touch(order, changes)
 
     def _transfer(self, transfer: Transfer, changes: Changes) -> None:
+        if INSURANCE in (transfer.source, transfer.target):
+            change = transfer.amount if transfer.target == INSURANCE else -transfer.amount
+            self.insurance += change
+            movement = InsuranceMovement(self.insurance, change, transfer.reason, self.time)
+            self.insurance_movements.appendleft(movement)
+            changes.insurance.append(movement)
         for address, amount in (
             (transfer.source, -transfer.amount),
             (transfer.target, transfer.amount),

@@ -157,6 +157,8 @@ class Session:
                 symbol = self.markets.spec(request.symbol).symbol
                 history = self.model.settlements[symbol][: -request.limit - 1 : -1]
                 self._answer(connection, rid, [self.views.settlement(s) for s in history])
+            case protocol.InsuranceFund():
+                self._answer(connection, rid, self.views.insurance_fund(self.model, request.limit))
             case protocol.Subscribe():
                 self.streams.subscribe(connection, request.channel)
                 self._answer(connection, rid, protocol.ChannelAck(request.channel))
@@ -253,6 +255,8 @@ class Session:
                 fills = model.account(account).fills
                 chosen = [fill for fill in fills if symbol is None or fill.symbol == symbol]
                 return [views.fill(fill) for fill in chosen[: request.limit]]
+            case protocol.Liquidations():
+                return views.liquidation_history(model, account, request.limit)
         raise AssertionError(f"no handler for {type(request).__name__}")
 
     def _symbol(self, symbol: str | None) -> str | None:

@@ -18,6 +18,7 @@ delta to fit: a subscriber gets the current value, then every newer one.
 
 import msgspec
 
+from exchange.engine_events import Liquidation
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.price_board import PriceBoard, PriceKind
@@ -26,7 +27,10 @@ from services.gateway.read_model import Changes, ReadModel
 from services.gateway.views import Views
 
 PUBLIC_KINDS = ("book", "trades", "ticker", "index", "mark", "funding")
-PRIVATE_CHANNELS = ("orders", "fills", "positions", "balances")
+"""Public channels of one market: ``<kind>.<SYMBOL>``."""
+PUBLIC_CHANNELS = ("insurance",)
+"""Public channels of the whole exchange."""
+PRIVATE_CHANNELS = ("orders", "fills", "positions", "balances", "liquidations", "adl")
 
 
 class Streams:
@@ -59,10 +63,13 @@ class Streams:
                 raise Failure(ErrorCode.UNAUTHENTICATED, f"log in to subscribe to {channel}")
         else:
             kind, _, symbol = channel.partition(".")
-            if kind not in PUBLIC_KINDS:
-                channels = ", ".join([f"{k}.<SYMBOL>" for k in PUBLIC_KINDS] + [*PRIVATE_CHANNELS])
-                raise Failure(ErrorCode.UNKNOWN_CHANNEL, f"no channel {channel!r} ({channels})")
-            self.markets.spec(symbol)
+            if channel not in PUBLIC_CHANNELS:
+                if kind not in PUBLIC_KINDS:
+                    every = [f"{k}.<SYMBOL>" for k in PUBLIC_KINDS]
+                    channels = ", ".join([*every, *PUBLIC_CHANNELS, *PRIVATE_CHANNELS])
+                    message = f"no channel {channel!r} ({channels})"
+                    raise Failure(ErrorCode.UNKNOWN_CHANNEL, message)
+                self.markets.spec(symbol)
             self._public.setdefault(channel, set()).add(connection)
         connection.channels[channel] = 0
 
@@ -141,6 +148,19 @@ class Streams:
             to = self._private(account, "balances")
             if to:
                 _push(to, "balances", ENCODER.encode(views.balance(model, account)))
+        for account, stamped in changes.liquidations:
+            if isinstance(stamped.event, Liquidation):
+                to = self._private(account, "liquidations")
+                if to:
+                    _push(to, "liquidations", ENCODER.encode(views.liquidation(stamped)))
+            else:
+                to = self._private(account, "adl")
+                if to:
+                    _push(to, "adl", ENCODER.encode(views.adl_notice(stamped)))
+        if changes.insurance and self._public.get("insurance"):
+            for movement in changes.insurance:
+                payload = ENCODER.encode(views.insurance_movement(movement))
+                self._to_public("insurance", payload)
 
     def publish_price(self, kind: PriceKind, symbol: str) -> None:
         """Push what a price message just taken by the board changed."""

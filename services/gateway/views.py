@@ -8,6 +8,7 @@ tick, and the exact figure beside it (``entry_notional``) is there for whoever n
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from exchange.engine_events import Deleveraged, Liquidation
 from exchange.events import BookDelta, Trade
 from exchange.market import MarketSpec
 from exchange.units import RATE_ONE, from_units
@@ -16,10 +17,12 @@ from services.gateway.convert import Markets
 from services.gateway.price_board import PriceBoard
 from services.gateway.read_model import (
     FillState,
+    InsuranceMovement,
     OrderState,
     PositionState,
     ReadModel,
     SettlementState,
+    Stamped,
 )
 from services.l2_book import L2Book
 from services.prices import IndexPrice, MarkTick
@@ -244,6 +247,64 @@ class Views:
             paid=self.money(settlement.paid),
             received=self.money(settlement.received),
             remainder=self.money(settlement.remainder),
+        )
+
+    def liquidation(self, stamped: Stamped) -> protocol.LiquidationView:
+        step = stamped.event
+        assert isinstance(step, Liquidation)
+        spec = self.markets.specs[step.symbol]
+        return protocol.LiquidationView(
+            symbol=step.symbol,
+            margin_mode=step.mode,
+            step=step.step.value,
+            position=spec.lots_to_str(step.size),
+            filled_qty=spec.lots_to_str(step.filled),
+            deleveraged_qty=spec.lots_to_str(step.deleveraged),
+            mark_price=self.price(spec, step.mark),
+            bankruptcy_price=spec.ticks_to_str(step.bankruptcy_price),
+            limit_price=spec.ticks_to_str(step.limit_price),
+            fee=self.money(step.fee),
+            time=stamped.time,
+        )
+
+    def adl_notice(self, stamped: Stamped) -> protocol.AdlNoticeView:
+        notice = stamped.event
+        assert isinstance(notice, Deleveraged)
+        spec = self.markets.specs[notice.symbol]
+        return protocol.AdlNoticeView(
+            symbol=notice.symbol,
+            side=notice.side,
+            qty=spec.lots_to_str(notice.qty),
+            price=spec.ticks_to_str(notice.price),
+            rank=notice.rank,
+            time=stamped.time,
+        )
+
+    def liquidation_history(
+        self, model: ReadModel, account: int, limit: int
+    ) -> protocol.LiquidationHistoryView:
+        history = list(model.account(account).liquidations)
+        steps = [s for s in history if isinstance(s.event, Liquidation)][:limit]
+        notices = [s for s in history if isinstance(s.event, Deleveraged)][:limit]
+        return protocol.LiquidationHistoryView(
+            liquidations=[self.liquidation(s) for s in steps],
+            adl=[self.adl_notice(s) for s in notices],
+        )
+
+    def insurance_movement(self, movement: InsuranceMovement) -> protocol.InsuranceMovementView:
+        return protocol.InsuranceMovementView(
+            balance=self.money(movement.balance),
+            change=self.money(movement.change),
+            reason=movement.reason.value,
+            time=movement.time,
+        )
+
+    def insurance_fund(self, model: ReadModel, limit: int) -> protocol.InsuranceFundView:
+        movements = list(model.insurance_movements)[:limit]
+        return protocol.InsuranceFundView(
+            asset=self.markets.settle_asset,
+            balance=self.money(model.insurance),
+            movements=[self.insurance_movement(m) for m in movements],
         )
 
 
