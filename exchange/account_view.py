@@ -533,30 +533,81 @@ class AccountView:
             scores.append((account, self._adl_score(account, symbol, market, position)))
         return scores
 
-    def _adl_score(
+    def _adl_ratio(
         self, account: int, symbol: str, market: ViewMarket, position: ViewPosition
-    ) -> Fraction:
-        mm, pnl = self._valued(market, position)
+    ) -> tuple[int, int]:
+        """``liquidation.adl_score`` as an unreduced fraction ``(numerator, denominator)``,
+        ``(0, 1)`` for a score of 0. A losing position scores 0 whatever its margin, so its
+        margin is not valued (half of a market's positions, any time)."""
+        price = market.price()
+        if price is None:
+            return 0, 1
+        size = position.size
+        value = price * abs(size) * market.multiplier
+        pnl = value - position.entry_notional if size > 0 else position.entry_notional - value
         if pnl <= 0:
-            return Fraction(0)  # what adl_score gives, without valuing the whole account
+            return 0, 1
         if position.mode is MarginMode.ISOLATED:
             held = self.balances.get(f"u:{account}:{symbol}", 0)
+            mm = margin.maintenance_margin(market.brackets, value)
             balance = held + pnl
         else:
             held = self.balances.get(f"u:{account}", 0)
-            cross = self._status((account, ""))
-            assert cross is not None
-            mm, balance = cross.maintenance, cross.margin_balance
-        return liquidation.adl_score(pnl, held, mm, balance)
+            if len(self.positions[account]) == 1:  # this is all its cross margin
+                mm = margin.maintenance_margin(market.brackets, value)
+                balance = held + pnl
+            else:
+                cross = self._status((account, ""))
+                assert cross is not None
+                mm, balance = cross.maintenance, cross.margin_balance
+        if balance <= 0:
+            return 0, 1
+        return pnl * mm, max(1, held) * balance
+
+    def _adl_score(
+        self, account: int, symbol: str, market: ViewMarket, position: ViewPosition
+    ) -> Fraction:
+        numerator, denominator = self._adl_ratio(account, symbol, market, position)
+        return Fraction(numerator, denominator)
+
+    def adl_queue(self, symbol: str, *, long: bool) -> list[int]:
+        """``liquidation.adl_order`` of the longs (or shorts) of ``symbol``, first in line
+        first, without a ``Fraction`` per position: sorted by the scores' floats (an int
+        division in Python is correctly rounded, so a smaller float means a smaller score),
+        and only runs of equal floats sorted again exactly. Ties by account id."""
+        market = self.markets[symbol]
+        ranked: list[tuple[float, int, int, int]] = []
+        zero: list[int] = []
+        for account in market.holders:
+            position = self.positions[account][symbol]
+            if (position.size > 0) is not long:
+                continue
+            numerator, denominator = self._adl_ratio(account, symbol, market, position)
+            if numerator:
+                ranked.append((-(numerator / denominator), account, numerator, denominator))
+            else:
+                zero.append(account)
+        ranked.sort()
+        start = 0
+        while start < len(ranked):
+            end = start + 1
+            while end < len(ranked) and ranked[end][0] == ranked[start][0]:
+                end += 1
+            if end - start > 1:
+                ranked[start:end] = sorted(
+                    ranked[start:end], key=lambda e: (-Fraction(e[2], e[3]), e[1])
+                )
+            start = end
+        zero.sort()
+        return [entry[1] for entry in ranked] + zero
 
     def adl_quantiles(self, symbol: str) -> dict[int, tuple[bool, int]]:
         """Every position's ADL queue indicator in ``symbol``: account → (long, 0 … 4), as
         ``liquidation.adl_quantiles`` over ``adl_scores`` of its side."""
         out: dict[int, tuple[bool, int]] = {}
         for long in (True, False):
-            for account, quantile in liquidation.adl_quantiles(
-                self.adl_scores(symbol, long=long)
-            ).items():
+            queue = self.adl_queue(symbol, long=long)
+            for account, quantile in liquidation.queue_quantiles(queue).items():
                 out[account] = (long, quantile)
         return out
 

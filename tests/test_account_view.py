@@ -23,6 +23,7 @@ from engine_streams import MARKETS, engine_streams, random_engine_commands
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exchange import liquidation
 from exchange.account_view import AccountView, LevelChange, Scope
 from exchange.default_markets import BTCUSDT, ETHUSDT, USDT
 from exchange.engine import Engine, MarginLevel
@@ -46,8 +47,13 @@ def check_against_engine(engine: Engine, view: AccountView) -> None:
         assert view.margin_status(account) == engine.margin_status(account), account
     for symbol in engine.markets:
         assert view.price(symbol) == engine.markets[symbol].price()
+        quantiles: dict[int, tuple[bool, int]] = {}
         for long in (True, False):
-            assert view.adl_scores(symbol, long=long) == engine.adl_scores(symbol, long=long)
+            scores = engine.adl_scores(symbol, long=long)
+            assert view.adl_scores(symbol, long=long) == scores
+            assert view.adl_queue(symbol, long=long) == liquidation.adl_order(scores)
+            quantiles.update((a, (long, q)) for a, q in liquidation.adl_quantiles(scores).items())
+        assert view.adl_quantiles(symbol) == quantiles
     assert {k: v for k, v in view.balances.items() if v} == dict(engine.ledger.items())
     check_index(view)
 
