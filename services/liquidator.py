@@ -141,7 +141,7 @@ class Trigger(msgspec.Struct, frozen=True):
     """``mark`` (the record's command moved a mark), ``trade`` (a last price), ``other``."""
     read_at: float
     """``time.perf_counter()`` when the record was read."""
-    caught_up: bool
+    live: bool
     """Read while live (False: during the catch-up after a start)."""
 
 
@@ -398,7 +398,9 @@ class Liquidator:
     # ---------------------------------------------------------------------------- outputs
 
     async def emit(self, producer: AIOKafkaProducer) -> None:
-        """Send the triggers due, then publish margin calls and ADL indicators."""
+        """Send the triggers due, then publish margin calls, and ADL indicators when no
+        trigger is waiting for its answer (a ranking of a large market takes a while, and
+        delays the next poll by as much)."""
         commands = self._due_commands()
         for start in range(0, len(commands), _COMMANDS_PER_RECORD):
             batch = CommandBatch(commands[start : start + _COMMANDS_PER_RECORD], time=self._time)
@@ -407,7 +409,9 @@ class Liquidator:
             )
         if commands:
             self._sent(commands)
-        messages = self._margin_calls() + self._adl_messages()
+        messages = self._margin_calls()
+        if not commands and not self._in_flight:  # liquidations first: a ranking takes time
+            messages += self._adl_messages()
         topic = self.settings.risk_topic
         sent = [await producer.send(topic, RISK_ENCODER.encode(m), key=k) for k, m in messages]
         await asyncio.gather(*sent)
@@ -444,7 +448,7 @@ class Liquidator:
             resend = flight.sends > 1
             self._counts["resent" if resend else "sent"] += 1
             latency_ms = round((now - trigger.read_at) * 1000, 3)
-            if not resend and trigger.caught_up:
+            if not resend and trigger.live:
                 self._latencies.append(latency_ms)
                 del self._latencies[:-_LATENCIES_KEPT]
             log.info(
@@ -457,7 +461,7 @@ class Liquidator:
                 trigger_time=trigger.time,
                 cause=trigger.cause,
                 latency_ms=latency_ms,
-                on_catch_up=not trigger.caught_up,
+                on_catch_up=not trigger.live,
             )
 
     def _margin_calls(self) -> list[tuple[bytes, RiskMessage]]:
