@@ -82,7 +82,11 @@ def adl_quantiles(scores: Sequence[tuple[int, Fraction]]) -> dict[int, int]:
 
     By place in ``adl_order``: the first fifth of the queue shows 4, the last fifth 0.
     """
-    queue = adl_order(scores)
+    return queue_quantiles(adl_order(scores))
+
+
+def queue_quantiles(queue: Sequence[int]) -> dict[int, int]:
+    """The indicator of each account of an ADL queue (first in line first), by its place."""
     count = len(queue)
     return {
         account: ADL_QUANTILES - 1 - place * ADL_QUANTILES // count

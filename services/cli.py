@@ -43,6 +43,10 @@ SERVICES = {
         "services.funding:run_funding",
         "publish the predicted funding rate and settle funding at each boundary",
     ),
+    "liquidator": (
+        "services.liquidator:run_liquidator",
+        "watch every account's margin, send liquidations and publish margin calls and ADL",
+    ),
     "feed": (
         "services.market_feed:run_feed",
         "replay the bundled BTCUSDT recording as live index ticks on the price topic",

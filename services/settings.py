@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The engine's event log: every effect of every command, in order."""
     prices_topic: str = "exchange.prices"
     """Index and mark prices, from the feeds and the oracle."""
+    risk_topic: str = "exchange.risk"
+    """The liquidation service's margin calls and ADL queue indicators
+    (``services/risk_messages.py``)."""
     commands_partitions: int = 1
     """Partitions of the command topic. One engine is the single writer of the whole ledger
     (cross margin spans markets), so it reads one partition, partition 0, in order."""
@@ -68,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Partitions of the event topic; the engine writes partition 0."""
     prices_partitions: int = 4
     """Partitions of the price topic."""
+    risk_partitions: int = 4
+    """Partitions of the risk topic (margin calls keyed by account, ADL by symbol)."""
 
     # The engine. Snapshots go to disk, not to a compacted topic: the embedded broker never
     # enforces compaction and forgets everything on restart (kafka-broker-notes.md).
@@ -154,6 +159,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     00:00, 08:00 and 16:00 UTC; a drill settles every minute with ``60000``. The interval must
     be a multiple of the 5 s premium sampling."""
 
+    # The liquidation service (docs/liquidation.md): it watches every account's margin from the
+    # event log, sends the engine ``Liquidate`` commands and publishes the risk topic.
+    margin_call_bps: int = 8_000
+    """Margin ratio, in basis points, from which a scope is at the warning level and gets a
+    margin call (Binance advises keeping the ratio below 80 %); the engine's default too."""
+    liquidator_resend_ms: int = 5_000
+    """A ``Liquidate`` the event log has not answered within this (wall clock) is sent again,
+    under the same id (the engine applies an id once)."""
+    liquidator_adl_interval_ms: int = 1_000
+    """Least event time between two ADL indicator messages of one market: the ranking of a
+    market's positions is recomputed at most this often."""
+    liquidator_health_port: int = 8081
+    """Loopback port of the liquidation service's ``/health/live`` and ``/health/ready`` (its
+    counters and latencies as JSON); 0 picks a free one and logs it. Host: ``health_host``."""
+
     # The websocket gateway (docs/gateway-protocol.md): its endpoint, the key its API secrets
     # derive from, and the limits that keep one client from hurting the others.
     gateway_host: str = "127.0.0.1"
@@ -221,6 +241,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             self.commands_topic: self.commands_partitions,
             self.events_topic: self.events_partitions,
             self.prices_topic: self.prices_partitions,
+            self.risk_topic: self.risk_partitions,
         }
 
     def index_config(self, symbol: str) -> IndexConfig | None:
@@ -423,9 +444,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "commands_topic": _topic,
     "events_topic": _topic,
     "prices_topic": _topic,
+    "risk_topic": _topic,
     "commands_partitions": _integer(1, 10_000),
     "events_partitions": _integer(1, 10_000),
     "prices_partitions": _integer(1, 10_000),
+    "risk_partitions": _integer(1, 10_000),
     "snapshot_every_commands": _integer(0, 2**63 - 1),
     "snapshot_every_ms": _integer(0, 2**63 - 1),
     "snapshot_dir": _path,
@@ -455,6 +478,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "oracle_publish_ms": _integer(1, 3_600_000),
     "oracle_basis_window": _integer(1, 86_400),
     "funding_schedule": _checked(lambda text: per_market(text, _schedule)),
+    "margin_call_bps": _integer(1, 10_000),
+    "liquidator_resend_ms": _integer(100, 3_600_000),
+    "liquidator_adl_interval_ms": _integer(0, _MS_DAY),
+    "liquidator_health_port": _integer(0, 65_535),
     "gateway_host": _host,
     "gateway_port": _integer(0, 65_535),
     "gateway_master_key": _master_key,
@@ -530,7 +557,7 @@ def _check_consistent(settings: Settings) -> None:
             f"must be at least {env_var('gateway_max_frame_bytes')} "
             f"({settings.gateway_max_frame_bytes})"
         )
-    topics = ("commands_topic", "events_topic", "prices_topic")
+    topics = ("commands_topic", "events_topic", "prices_topic", "risk_topic")
     seen: dict[str, str] = {}
     for field in topics:
         name = getattr(settings, field)

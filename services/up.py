@@ -34,12 +34,12 @@ from services.settings import Settings, env_var
 
 log = structlog.get_logger("up")
 
-SERVICES = ("engine", "gateway", "oracle", "funding", "feed", "market-maker")
+SERVICES = ("engine", "gateway", "oracle", "funding", "liquidator", "feed", "market-maker")
 """Started in this order, stopped in the reverse one: the engine first, as everything else
 sends it commands; the gateway, so that clients can connect once the banner says so; the
-oracle, then the funding service (which samples the oracle's points), before the feed, so that
-they follow its ticks from the first; the maker last. Stopped the other way round, no service is
-left sending to one that has stopped."""
+oracle, then the funding service (which samples the oracle's points) and the liquidation
+service, before the feed, so that they follow its ticks from the first; the maker last. Stopped
+the other way round, no service is left sending to one that has stopped."""
 
 
 class ServiceExited(RuntimeError):
@@ -98,7 +98,7 @@ async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
     raise TimeoutError(f"the {service.name} was not ready within {timeout_s:.0f} s ({url})")
 
 
-def _banner(settings: Settings, health_url: str) -> str:
+def _banner(settings: Settings, health_url: str, liquidator_url: str) -> str:
     markets = ", ".join(spec.symbol for spec in load_markets(settings.markets_file))
     return "\n".join(
         [
@@ -109,9 +109,11 @@ def _banner(settings: Settings, health_url: str) -> str:
             f"  commands topic:          {settings.commands_topic}",
             f"  events topic:            {settings.events_topic}",
             f"  prices topic:            {settings.prices_topic}",
+            f"  risk topic:              {settings.risk_topic}",
             f"  markets:                 {markets}",
             f"  market maker account:    {settings.maker_account}",
             f"  engine readiness:        {health_url}",
+            f"  liquidation service:     {liquidator_url}",
             "Ctrl-C stops everything.",
         ]
     )
@@ -144,11 +146,13 @@ async def _run(
     stop: asyncio.Event,
 ) -> int:
     health_port, gateway_port = _free_port(), settings.gateway_port or _free_port()
+    liquidator_port = _free_port()
     overrides = {
         "bootstrap_servers": broker.bootstrap,
         "snapshot_dir": str(Path(run_dir) / "snapshots"),
         "health_port": str(health_port),
         "health_host": "127.0.0.1",
+        "liquidator_health_port": str(liquidator_port),
         "gateway_port": str(gateway_port),
         # A key per run unless one is set: this exchange's accounts live as long as its broker.
         "gateway_master_key": settings.gateway_master_key or secrets.token_hex(32),
@@ -166,7 +170,8 @@ async def _run(
         if name == "gateway":
             gateway_health = f"http://{settings.gateway_host}:{gateway_port}/health/ready"
             await _wait_ready(gateway_health, services[-1], timeout_s=60)
-    print(_banner(settings, health_url), flush=True)
+    liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
+    print(_banner(settings, health_url, liquidator_url), flush=True)
     while not stop.is_set():
         for service in services:
             try:

@@ -58,9 +58,11 @@ def test_every_field_is_read_from_its_variable() -> None:
         commands_topic="c",
         events_topic="e",
         prices_topic="p",
+        risk_topic="r",
         commands_partitions=8,
         events_partitions=9,
         prices_partitions=2,
+        risk_partitions=3,
         snapshot_every_commands=500,
         snapshot_every_ms=1_000,
         snapshot_dir="/var/lib/exchange",
@@ -85,6 +87,10 @@ def test_every_field_is_read_from_its_variable() -> None:
         oracle_publish_ms=60_000,
         oracle_basis_window=300,
         funding_schedule="3600000;BTCUSDT=60000:5000",
+        margin_call_bps=7_500,
+        liquidator_resend_ms=2_000,
+        liquidator_adl_interval_ms=5_000,
+        liquidator_health_port=9001,
         markets_file="/etc/exchange/markets.json",
         health_port=9000,
         health_host="0.0.0.0",
@@ -253,7 +259,12 @@ def test_an_entry_for_a_market_not_traded_is_refused() -> None:
 
 def test_topic_partitions() -> None:
     settings = load_settings({"EXCHANGE_EVENTS_PARTITIONS": "6", "EXCHANGE_PRICES_TOPIC": "idx"})
-    assert settings.topic_partitions() == {"exchange.commands": 1, "exchange.events": 6, "idx": 4}
+    assert settings.topic_partitions() == {
+        "exchange.commands": 1,
+        "exchange.events": 6,
+        "idx": 4,
+        "exchange.risk": 4,
+    }
 
 
 async def test_client_configs_are_accepted_by_aiokafka() -> None:
@@ -288,11 +299,13 @@ def test_the_compose_engine_is_configured_by_valid_settings() -> None:
     assert settings.replication_factor == 3
 
 
-@pytest.mark.parametrize("service", ["gateway", "oracle", "funding", "feed", "market-maker"])
+@pytest.mark.parametrize(
+    "service", ["gateway", "oracle", "funding", "liquidator", "feed", "market-maker"]
+)
 def test_the_other_compose_services_share_the_engines_broker_and_topics(service: str) -> None:
     engine, other = load_settings(compose_environment("engine")), compose_environment(service)
     settings = load_settings(other)
-    fields = ("bootstrap_servers", "commands_topic", "events_topic", "prices_topic")
+    fields = ("bootstrap_servers", "commands_topic", "events_topic", "prices_topic", "risk_topic")
     for field in (*fields, "funding_schedule"):  # the oracle and funding must agree on it
         assert getattr(settings, field) == getattr(engine, field)
 

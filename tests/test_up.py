@@ -17,9 +17,9 @@ from gateway_system import Client
 EXCHANGE = Path(sys.executable).parent / "exchange"
 
 
-def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str]:
-    """Run ``exchange up`` and wait (bounded) for its banner; return it, the broker's address
-    and the websocket URL."""
+def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str, str]:
+    """Run ``exchange up`` and wait (bounded) for its banner; return it, the broker's address,
+    the websocket URL and the liquidation service's readiness URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env["EXCHANGE_FEED_SPEED"] = "20"
     up = subprocess.Popen(
@@ -37,14 +37,15 @@ def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str]:
         banner += up.stdout.readline()
     broker = re.search(r"broker \(Kafka protocol\): (\S+)", banner)
     websocket = re.search(r"websocket API: +(ws://\S+)", banner)
-    assert broker and websocket, banner
-    return up, broker.group(1), websocket.group(1)
+    liquidator = re.search(r"liquidation service: +(http://\S+)", banner)
+    assert broker and websocket and liquidator, banner
+    return up, broker.group(1), websocket.group(1), liquidator.group(1)
 
 
 async def test_up_runs_an_exchange_a_user_can_trade_on(tmp_path: Path) -> None:
     """A user's first minute: connect to the URL the banner prints, make an account, sign in,
     take paper money, and buy from the market maker at market."""
-    up, bootstrap, url = start_up(tmp_path)
+    up, bootstrap, url, liquidator = start_up(tmp_path)
     try:
         async with aiohttp.ClientSession() as session:
             client = Client(await session.ws_connect(url))
@@ -68,6 +69,12 @@ async def test_up_runs_an_exchange_a_user_can_trade_on(tmp_path: Path) -> None:
             held = [(p["symbol"], p["size"]) for p in positions if p["size"] != "0.000"]
             assert held == [("BTCUSDT", "0.001")]
             await client.close()
+            while True:  # the liquidation service follows the logs: it values the user's position
+                async with session.get(liquidator) as response:
+                    if response.status == 200 and (await response.json())["scopes"] >= 2:
+                        break
+                assert time.monotonic() < deadline, "the liquidation service never caught up"
+                await asyncio.sleep(0.2)
     finally:
         up.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(up.wait, 60) == 0, (tmp_path / "up.log").read_text()

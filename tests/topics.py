@@ -3,7 +3,7 @@
 Why fresh names rather than deleting topics between tests: on the embedded broker a topic
 deleted and created again under the same name can lose the next message
 (shared/reference/kafka-broker-notes.md). The defaults give the engine's two topics the one
-partition it reads and writes, and the price topic four, so that markets' keys spread.
+partition it reads and writes, and the price and risk topics four, so that keys spread.
 """
 
 import uuid
@@ -23,6 +23,7 @@ async def fresh_settings(bootstrap: str, **changes: object) -> Settings:
         commands_topic=f"commands-{suffix}",
         events_topic=f"events-{suffix}",
         prices_topic=f"prices-{suffix}",
+        risk_topic=f"risk-{suffix}",
         **changes,
     )
     await create_topics(bootstrap, settings)
