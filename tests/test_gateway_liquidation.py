@@ -7,13 +7,17 @@ left and its bankruptcy price is ``60,000 − 997 / 0.1 = 50,030``. At a mark of
 balance is ``997 − 990 = 7`` against 0.4 % × 5,010 = 20.04 maintenance: due.
 """
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
-from gateway_system import Client, System
+from gateway_system import WAIT_S, Client, System
 from price_services import send_commands
 
+from exchange.default_markets import DEFAULT_MARKETS
 from exchange.engine_commands import Liquidate, MarkPrice
+from services.liquidator import Liquidator
 
 MARK = 501_000  # 50,100.0 in ticks of 0.1
 
@@ -118,3 +122,66 @@ async def test_a_liquidation_reaches_its_account_the_fund_and_the_adl_counterpar
         # a repeated trigger changes nothing and pushes nothing
         await send_commands(system.settings, [("liq-3", Liquidate(account=filled_id))])
         assert (await filled.ok("liquidations"))["liquidations"] == [history["liquidations"][0]]
+
+
+async def test_margin_calls_adl_indicators_and_the_margin_query_with_the_liquidation_service(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The liquidation service beside the engine and the gateway. The long of 0.1 BTC at
+    60,000 with 997 USDT left: at a mark of 50,250 its margin balance is 22.00 against
+    0.4 % × 5,025 = 20.10 maintenance (91 %: a margin call); at 51,000 it is safe again; at
+    50,100 it is liquidated against the one short by ADL."""
+    settings = {"liquidator_health_port": 0}
+    async with System(kafka_bootstrap, tmp_path, settings=settings) as system:
+        stop = asyncio.Event()
+        service = asyncio.create_task(Liquidator(system.settings, DEFAULT_MARKETS).run(stop))
+        try:
+            short = await subscribed(await system.trader("100000"), "adl_quantile")
+            trader, _ = await long_at_20x(system, short)
+            await subscribed(trader, "margin_calls", "adl_quantile", "liquidations")
+            clock = int(time.time() * 1000)
+
+            async def mark(price: int, at: int) -> None:
+                command = MarkPrice(symbol="BTCUSDT", price=price)
+                await send_commands(system.settings, [(f"mark-{at}", command)], time=clock + at)
+
+            await mark(502_500, 1_000)
+            call = data(await trader.push("margin_calls"))
+            assert call == {
+                "symbol": "",
+                "level": "warning",
+                "ratio": "0.91363637",  # 20.10 / 22.00, rounded up
+                "margin_balance": "22.00000000",
+                "maintenance": "20.10000000",
+                "time": clock + 1_000,
+            }
+            margin = await trader.ok("margin")
+            assert margin["scopes"] == [
+                {
+                    "symbol": "",
+                    "margin_balance": "22.00000000",
+                    "maintenance": "20.10000000",
+                    "ratio": "0.91363637",
+                    "level": "warning",
+                }
+            ]
+            indicator = data(await short.push("adl_quantile"))
+            assert (indicator["symbol"], indicator["side"], indicator["quantile"]) == (
+                "BTCUSDT",
+                "short",
+                4,
+            )
+
+            await mark(510_000, 3_000)
+            assert data(await trader.push("margin_calls"))["level"] == "safe"
+
+            await mark(501_000, 5_000)
+            assert data(await trader.push("margin_calls"))["level"] == "liquidation"
+            step = data(await trader.push("liquidations"))
+            assert (step["deleveraged_qty"], step["bankruptcy_price"]) == ("0.100", "50030.0")
+            gone = data(await trader.push("margin_calls"))
+            assert (gone["level"], gone["ratio"]) == ("safe", None)
+            assert (await trader.ok("margin"))["scopes"] == []
+        finally:
+            stop.set()
+            await asyncio.wait_for(service, WAIT_S)

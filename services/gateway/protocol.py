@@ -213,11 +213,16 @@ class Liquidations(_Request, tag="liquidations"):
     limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 100
 
 
+class Margin(_Request, tag="margin"):
+    """This account's margin now: each scope's balance, maintenance and ratio at the engine's
+    prices, the liquidation service's latest margin-call level, and the ADL indicators."""
+
+
 class Subscribe(_Request, tag="subscribe"):
     """Channels: ``book.<SYMBOL>``, ``trades.<SYMBOL>``, ``ticker.<SYMBOL>``,
     ``index.<SYMBOL>``, ``mark.<SYMBOL>``, ``funding.<SYMBOL>``, ``insurance`` (public);
-    ``orders``, ``fills``, ``positions``, ``balances``, ``liquidations``, ``adl`` (this
-    account's, after login)."""
+    ``orders``, ``fills``, ``positions``, ``balances``, ``liquidations``, ``adl``,
+    ``margin_calls``, ``adl_quantile`` (this account's, after login)."""
 
     channel: Channel
 
@@ -247,6 +252,7 @@ Request = (
     | FundingHistory
     | InsuranceFund
     | Liquidations
+    | Margin
     | Subscribe
     | Unsubscribe
 )
@@ -598,6 +604,54 @@ class LiquidationHistoryView(msgspec.Struct, frozen=True):
 
     liquidations: list[LiquidationView]
     adl: list[AdlNoticeView]
+
+
+class MarginCallView(msgspec.Struct, frozen=True, kw_only=True):
+    """``margin_calls`` data: a margin scope's level changed (the liquidation service's
+    ``MarginCall``, docs/liquidation.md). ``symbol`` "" is the cross account. ``level``:
+    ``warning`` (margin ratio at the margin-call ratio, 80 %), ``liquidation`` (100 %: a
+    liquidation follows), ``safe`` (below the warning again, or no position any more)."""
+
+    symbol: str
+    level: str
+    ratio: str | None
+    """Maintenance margin / margin balance as a fraction (``"0.85"`` is 85 %); None when the
+    margin balance is not positive."""
+    margin_balance: str
+    maintenance: str
+    time: int
+
+
+class AdlQuantileView(msgspec.Struct, frozen=True, kw_only=True):
+    """``adl_quantile`` data: one position's place in the ADL queue, 0 … 4 (4: first to be
+    auto-deleveraged, Binance's ``adlQuantile``); None once the position is closed."""
+
+    symbol: str
+    side: str
+    """``long`` or ``short``."""
+    quantile: int | None
+    time: int
+
+
+class MarginScopeView(msgspec.Struct, frozen=True, kw_only=True):
+    """One margin scope of the ``margin`` answer, valued at the engine's price now (its mark,
+    else the last trade): the same figures the engine liquidates on."""
+
+    symbol: str
+    """"" for the cross account (its wallet and every cross position), else the isolated
+    position's market."""
+    margin_balance: str
+    maintenance: str
+    ratio: str | None
+    level: str
+    """The liquidation service's latest margin-call level for the scope (``safe`` if none)."""
+
+
+class MarginView(msgspec.Struct, frozen=True):
+    """The ``margin`` answer."""
+
+    scopes: list[MarginScopeView]
+    adl: list[AdlQuantileView]
 
 
 class ChannelAck(msgspec.Struct, frozen=True):

@@ -25,6 +25,7 @@ from exchange.engine_events import (
     LeverageChanged,
     Liquidation,
     MarginModeChanged,
+    MarkChanged,
     MarketEvent,
     PositionUpdate,
     Transfer,
@@ -180,6 +181,8 @@ class ReadModel:
         self.books = {symbol: L2Book() for symbol in self.specs}
         self.last: dict[str, tuple[int, int]] = {}
         """Per market, the price and quantity of the last trade."""
+        self.marks: dict[str, int] = {}
+        """Per market, the engine's mark price (``MarkChanged``): what it values margin at."""
         self.time = 0
         """Event time (ms) of the last command record applied."""
         self.offset = -1
@@ -234,6 +237,14 @@ class ReadModel:
             position = positions[symbol] = PositionState(leverage=self._default_leverage[symbol])
         return position
 
+    def price(self, symbol: str) -> int | None:
+        """The price the engine values positions at: the mark, else the last trade."""
+        mark = self.marks.get(symbol)
+        if mark is not None:
+            return mark
+        last = self.last.get(symbol)
+        return None if last is None else last[0]
+
     def open_orders(self, account: int, symbol: str | None = None) -> list[OrderState]:
         state = self._accounts.get(account)
         if state is None:
@@ -266,6 +277,8 @@ class ReadModel:
                     self._settled(event, flows.get(funding_pool(event.symbol), (0, 0)), changes)
             elif isinstance(event, AccountCreated):
                 self.accounts[event.key_hash] = event.account
+            elif isinstance(event, MarkChanged):
+                self.marks[event.symbol] = event.price
             elif isinstance(event, Liquidation | Deleveraged):
                 if event.symbol in self.specs:
                     stamped = Stamped(event, self.time)

@@ -7,7 +7,7 @@ applies its result, and each connection drains its own bounded queue (``connecti
 order of everything a client sees follows the command log, and no client can hold up another.
 
 The price topic (the oracle's index and mark, the funding service's estimates) is read by a
-task of its own, with its own consumer (``price_follower``): a wait for prices never delays an
+task of its own, with its own consumer (``topic_follower``): a wait for prices never delays an
 answer, and what it takes is pushed in the step that reads it (``Streams.publish_price``).
 
 Start: the logs and the price topic are read from their beginning; until both have caught up,
@@ -33,12 +33,14 @@ from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.log_follower import LogFollower, Pair
 from services.gateway.price_board import PriceBoard
-from services.gateway.price_follower import PriceFollower
 from services.gateway.read_model import ReadModel
 from services.gateway.session import Session
 from services.gateway.streams import Streams
+from services.gateway.topic_follower import TopicFollower
 from services.gateway.views import Views
 from services.health import health_routes
+from services.prices import PRICE_DECODER
+from services.risk_messages import RISK_DECODER
 from services.settings import Settings
 
 log = structlog.get_logger("gateway")
@@ -85,7 +87,16 @@ class Gateway:
         )
         self.follower = LogFollower(settings)
         self.board = PriceBoard(spec.symbol for spec in specs)
-        self.price_follower = PriceFollower(settings)
+        self.price_follower = TopicFollower(
+            settings,
+            settings.prices_topic,
+            settings.prices_partitions,
+            PRICE_DECODER.decode,
+            "price",
+        )
+        self.risk_follower = TopicFollower(
+            settings, settings.risk_topic, settings.risk_partitions, RISK_DECODER.decode, "risk"
+        )
         self.producer = AIOKafkaProducer(**settings.producer_config())
         self.sender = CommandSender(
             self.producer,
@@ -121,9 +132,11 @@ class Gateway:
         await self.producer.start()
         sending: asyncio.Task[None] | None = None
         prices: asyncio.Task[None] | None = None
+        risk: asyncio.Task[None] | None = None
         try:
             await self.follower.start()
             await self.price_follower.start()
+            await self.risk_follower.start()
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.host, self.config.port)
             await site.start()
@@ -132,12 +145,16 @@ class Gateway:
             log.info("gateway_started", url=f"ws://{self.config.host}:{self.port}/ws")
             sending = asyncio.create_task(self.sender.run())
             prices = asyncio.create_task(self._follow_prices(stop))
+            risk = asyncio.create_task(self._follow_risk(stop))
             while not stop.is_set():
                 for pair in await self.follower.poll(_POLL_MS):
                     self._apply(pair)
-                if prices.done():
-                    prices.result()  # it ends before ``stop`` only by an error: raised here
-                if not self.ready and self.follower.caught_up and self.price_follower.caught_up:
+                for task in (prices, risk):
+                    if task.done():
+                        task.result()  # it ends before ``stop`` only by an error: raised here
+                if not self.ready and all(
+                    f.caught_up for f in (self.follower, self.price_follower, self.risk_follower)
+                ):
                     self.ready = True
                     log.info(
                         "gateway_ready", offset=self.model.offset, accounts=len(self.model.accounts)
@@ -146,12 +163,13 @@ class Gateway:
             self.ready = False
             await self._close_sockets()
             await self._runner.cleanup()
-            for task in (sending, prices):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            for running in (sending, prices, risk):
+                if running is not None:
+                    running.cancel()
+                    await asyncio.gather(running, return_exceptions=True)
             await self.follower.stop()
             await self.price_follower.stop()
+            await self.risk_follower.stop()
             await self.producer.stop()
             log.info("gateway_stopped", offset=self.model.offset)
 
@@ -162,6 +180,12 @@ class Gateway:
                 kind = self.board.apply(message)
                 if kind is not None:
                     self.streams.publish_price(kind, message.symbol)
+
+    async def _follow_risk(self, stop: asyncio.Event) -> None:
+        """Take every margin call and ADL indicator, and push each to its account at once."""
+        while not stop.is_set():
+            for message in await self.risk_follower.poll(_POLL_MS):
+                self.streams.publish_risk(message)
 
     def _apply(self, pair: Pair) -> None:
         """Fold one event record in; after each command's result, answer its request (if it

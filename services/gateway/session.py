@@ -257,6 +257,8 @@ class Session:
                 return [views.fill(fill) for fill in chosen[: request.limit]]
             case protocol.Liquidations():
                 return views.liquidation_history(model, account, request.limit)
+            case protocol.Margin():
+                return views.margin(model, self.streams.risk, account)
         raise AssertionError(f"no handler for {type(request).__name__}")
 
     def _symbol(self, symbol: str | None) -> str | None:

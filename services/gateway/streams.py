@@ -24,19 +24,39 @@ from services.gateway.convert import Markets
 from services.gateway.price_board import PriceBoard, PriceKind
 from services.gateway.protocol import ENCODER, ErrorCode, Failure, FundingView, TickerView
 from services.gateway.read_model import Changes, ReadModel
+from services.gateway.risk_board import RiskBoard
 from services.gateway.views import Views
+from services.risk_messages import MarginCall, RiskMessage
 
 PUBLIC_KINDS = ("book", "trades", "ticker", "index", "mark", "funding")
 """Public channels of one market: ``<kind>.<SYMBOL>``."""
 PUBLIC_CHANNELS = ("insurance",)
 """Public channels of the whole exchange."""
-PRIVATE_CHANNELS = ("orders", "fills", "positions", "balances", "liquidations", "adl")
+PRIVATE_CHANNELS = (
+    "orders",
+    "fills",
+    "positions",
+    "balances",
+    "liquidations",
+    "adl",
+    "margin_calls",
+    "adl_quantile",
+)
 
 
 class Streams:
-    def __init__(self, model: ReadModel, board: PriceBoard, views: Views, markets: Markets) -> None:
+    def __init__(
+        self,
+        model: ReadModel,
+        board: PriceBoard,
+        views: Views,
+        markets: Markets,
+        risk: RiskBoard | None = None,
+    ) -> None:
         self.model = model
         self.board = board
+        self.risk = risk if risk is not None else RiskBoard(frozenset(markets.specs))
+        """The liquidation service's margin calls and ADL indicators (the risk topic)."""
         self.views = views
         self.markets = markets
         self._public: dict[str, set[Connection]] = {}
@@ -161,6 +181,20 @@ class Streams:
             for movement in changes.insurance:
                 payload = ENCODER.encode(views.insurance_movement(movement))
                 self._to_public("insurance", payload)
+
+    def publish_risk(self, message: RiskMessage) -> None:
+        """Take a risk-topic message and push what it changed to the accounts it concerns."""
+        views = self.views
+        for account, change in self.risk.apply(message):
+            if isinstance(change, MarginCall):
+                to = self._private(account, "margin_calls")
+                if to:
+                    _push(to, "margin_calls", ENCODER.encode(views.margin_call(change)))
+            else:
+                to = self._private(account, "adl_quantile")
+                if to:
+                    payload = views.adl_quantile(self.risk, account, change)
+                    _push(to, "adl_quantile", ENCODER.encode(payload))
 
     def publish_price(self, kind: PriceKind, symbol: str) -> None:
         """Push what a price message just taken by the board changed."""

@@ -8,6 +8,8 @@ tick, and the exact figure beside it (``entry_notional``) is there for whoever n
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from exchange import margin
+from exchange.engine_commands import MarginMode
 from exchange.engine_events import Deleveraged, Liquidation
 from exchange.events import BookDelta, Trade
 from exchange.market import MarketSpec
@@ -24,8 +26,10 @@ from services.gateway.read_model import (
     SettlementState,
     Stamped,
 )
+from services.gateway.risk_board import AdlKey, RiskBoard
 from services.l2_book import L2Book
 from services.prices import IndexPrice, MarkTick
+from services.risk_messages import MarginCall
 
 _EXTRA_PLACES = 4
 
@@ -306,6 +310,70 @@ class Views:
             balance=self.money(model.insurance),
             movements=[self.insurance_movement(m) for m in movements],
         )
+
+    def margin_call(self, call: MarginCall) -> protocol.MarginCallView:
+        return protocol.MarginCallView(
+            symbol=call.symbol,
+            level=call.level.value,
+            ratio=None if call.ratio is None else rate(call.ratio),
+            margin_balance=self.money(call.margin_balance),
+            maintenance=self.money(call.maintenance),
+            time=call.time,
+        )
+
+    def adl_quantile(self, board: RiskBoard, account: int, key: AdlKey) -> protocol.AdlQuantileView:
+        quantile, time = board.quantiles.get(account, {}).get(key, (None, 0))
+        symbol, side = key
+        return protocol.AdlQuantileView(
+            symbol=symbol, side=side.value, quantile=quantile, time=time
+        )
+
+    def margin(self, model: ReadModel, board: RiskBoard, account: int) -> protocol.MarginView:
+        """Every margin scope as ``Engine.margin_status`` reckons it (the cross account first,
+        then each isolated position), from the positions, wallets and prices of the event log,
+        with the same ``exchange.margin`` functions."""
+        state = model.account(account)
+        calls = board.margin_calls.get(account, {})
+        cross: tuple[int, int] | None = None
+        isolated: list[tuple[str, int, int]] = []
+        for symbol, position in sorted(state.positions.items()):
+            if not position.size:
+                continue
+            spec = self.markets.specs[symbol]
+            multiplier = spec.multiplier
+            price = model.price(symbol)
+            if price is None:
+                value, pnl = position.entry_notional, 0
+            else:
+                value = margin.notional(price, position.size, multiplier)
+                pnl = margin.unrealized_pnl(
+                    position.size, position.entry_notional, price, multiplier
+                )
+            mm = margin.maintenance_margin(spec.leverage_brackets, value)
+            if position.mode is MarginMode.CROSS:
+                held, balance = cross or (0, state.wallet)
+                cross = (held + mm, balance + pnl)
+            else:
+                isolated.append((symbol, mm, state.isolated.get(symbol, 0) + pnl))
+        scopes = [("", *cross)] if cross is not None else []
+        views = []
+        for symbol, mm, balance in scopes + isolated:
+            call = calls.get(symbol)
+            ratio = margin.margin_ratio(mm, balance)
+            views.append(
+                protocol.MarginScopeView(
+                    symbol=symbol,
+                    margin_balance=self.money(balance),
+                    maintenance=self.money(mm),
+                    ratio=None if ratio is None else rate(ratio),
+                    level="safe" if call is None else call.level.value,
+                )
+            )
+        adl = [
+            self.adl_quantile(board, account, key)
+            for key in sorted(board.quantiles.get(account, {}))
+        ]
+        return protocol.MarginView(views, adl)
 
 
 def rate(units: int) -> str:
