@@ -42,6 +42,7 @@ from exchange.ledger import funding_pool
 from exchange.market import MarketSpec
 from exchange.orders import Side
 from services.gateway.protocol import OrderStatus
+from services.gateway.ticker_stats import RollingStats
 from services.l2_book import L2Book
 from services.wire import CommandResult
 
@@ -154,6 +155,8 @@ class ReadModel:
         self.books = {symbol: L2Book() for symbol in self.specs}
         self.last: dict[str, tuple[int, int]] = {}
         """Per market, the price and quantity of the last trade."""
+        self.stats_24h = {symbol: RollingStats() for symbol in self.specs}
+        """Per market, the trades of the last 24 h of event time, for the ticker."""
         self.time = 0
         """Event time (ms) of the last command record applied."""
         self.offset = -1
@@ -214,6 +217,9 @@ class ReadModel:
         changes = Changes()
         if time > self.time:
             self.time = time
+            for symbol, stats in self.stats_24h.items():
+                if stats.expire(time):  # trades left the window: the ticker changed
+                    changes.tickers[symbol] = None
         if result.duplicate:  # the first result's events again: nothing happened twice
             return changes
         placed = None
@@ -324,6 +330,7 @@ class ReadModel:
 
     def _trade(self, symbol: str, trade: Trade, changes: Changes) -> None:
         self.last[symbol] = (trade.price, trade.qty)
+        self.stats_24h[symbol].add(self.time, trade.price, trade.qty)
         changes.trades.append((symbol, trade))
         changes.tickers[symbol] = None
         maker_side = Side.SELL if trade.taker_side is Side.BUY else Side.BUY
