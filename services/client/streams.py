@@ -95,6 +95,7 @@ class Stream:
             data = decode_as(raw, self.data_type)
         except msgspec.ValidationError as error:
             self._end(ClientError(f"{self.channel}: push not understood: {error}"))
+            self.client._forget(self, unsubscribe=True)
             return
         self._data(Push(self.channel, seq, data))
 
@@ -109,6 +110,8 @@ class Stream:
         self.client._spawn(self._resubscribe())
 
     async def _resubscribe(self) -> None:
+        if self.closed:  # closed by its owner meanwhile: nothing to resume
+            return
         try:
             await self.client._subscribe(self)
         except ClientError as error:
@@ -149,7 +152,7 @@ class Subscription(Stream, Generic[T]):
         super().__init__(client, channel, resubscribe_on_gap)
         self._queue: deque[Push[T]] = deque()
         self._max_queue = max_queue
-        self._wakeup: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._subscribed: asyncio.Task[None] | None = None
         self._callback = callback
         self._runner: asyncio.Task[None] | None = None
@@ -224,12 +227,16 @@ class Subscription(Stream, Generic[T]):
         self._wake()
 
     def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _wait(self) -> None:
-        self._wakeup = asyncio.get_running_loop().create_future()
-        await self._wakeup
+        """Until a push arrives or the subscription ends (any number of waiters)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     # -------------------------------------------------------------------------- iterating
 
