@@ -1,7 +1,8 @@
 """The ``exchange`` command: one entry point, one subcommand per job.
 
 Results go to stdout as one JSON object, so that they can be piped into ``jq``; log lines go to
-stderr through structlog, so that they never corrupt that JSON.
+stderr through structlog, so that they never corrupt that JSON. (``exchange trade`` is for a
+person at a terminal: tables, and JSON with ``--json``; ``services/trade_cli.py``.)
 """
 
 import argparse
