@@ -5,6 +5,7 @@ to the gateway's through random order flow and through a gap it must repair."""
 import asyncio
 import json
 import random
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from services.client import (
     Subscription,
     Trade,
 )
+from services.client import client as client_module
 from services.client.views import BookUpdate
 
 T = TypeVar("T")
@@ -54,7 +56,9 @@ async def trader(system: System, deposit: str = "10000") -> ExchangeClient:
     return client
 
 
-async def test_a_bot_trades_queries_and_gets_typed_errors(system: System) -> None:
+async def test_a_bot_trades_queries_and_gets_typed_errors(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with ExchangeClient(ws_url(system)) as client:
         assert (await client.ping()).time > 0
         markets = {market.symbol: market for market in await client.markets()}
@@ -70,6 +74,14 @@ async def test_a_bot_trades_queries_and_gets_typed_errors(system: System) -> Non
             await client.login(created.api_key, "0" * 64)
         assert bad.value.code == "invalid_signature"
         assert await client.login(created.api_key, created.api_secret) == created.account
+
+        # a machine whose clock is a minute slow: refused as stale, then signed again with the
+        # gateway's clock from ping
+        slow = ExchangeClient(ws_url(system))
+        monkeypatch.setattr(client_module, "_now_ms", lambda: int(time.time() * 1000) - 60_000)
+        async with slow:
+            assert await slow.login(created.api_key, created.api_secret) == created.account
+        monkeypatch.undo()
 
         balance = await client.deposit(Decimal("5000"))
         assert balance == Balance(asset="USDT", wallet=Decimal("5000"), isolated=Decimal(0))
