@@ -154,6 +154,11 @@ async def test_a_trade_reaches_callbacks_and_iterators_with_decimals(system: Sys
         balances.append(push.data)
 
     await taker.my_balances(on_balance)
+
+    def broken(push: Push[Order]) -> None:
+        raise RuntimeError(f"a bug in the bot, at seq {push.seq}")
+
+    maker_orders = await maker.my_orders(broken)
     trades = await watcher.trades("BTCUSDT")
     ticker = await watcher.ticker("BTCUSDT")
     first = await next_push(ticker)
@@ -198,6 +203,9 @@ async def test_a_trade_reaches_callbacks_and_iterators_with_decimals(system: Sys
     assert (latest.data.last, latest.data.volume) == (Decimal("60000.0"), Decimal("0.020"))
     assert latest.data.best_ask_qty == Decimal("0.030")
 
+    with pytest.raises(RuntimeError, match="at seq 1"):  # the callback's error ends it
+        await asyncio.wait_for(maker_orders.join(), WAIT_S)
+    assert maker_orders.closed and "orders" not in maker._streams
     await trades.close()
     await maker_fills.close()
     await maker_fills.join()  # closed by its owner: ends quietly
