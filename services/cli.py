@@ -1,7 +1,8 @@
 """The ``exchange`` command: one entry point, one subcommand per job.
 
 Results go to stdout as one JSON object, so that they can be piped into ``jq``; log lines go to
-stderr through structlog, so that they never corrupt that JSON.
+stderr through structlog, so that they never corrupt that JSON. (``exchange trade`` is for a
+person at a terminal: tables, and JSON with ``--json``; ``services/trade_cli.py``.)
 """
 
 import argparse
@@ -20,6 +21,7 @@ from load.orderstream import KEPT_ERRORS, OrderStreamError
 from load.replay_orders import Replay, replay_file, replay_spec
 from services.logs import configure_logging
 from services.settings import Settings, SettingsError, load_settings
+from services.trade_cli import add_trade_parser
 
 SAMPLE_STREAM = Path(load.__file__).parent / "samples" / "orders-sample.csv.gz"
 """A 20,000-row synthetic stream (``load.generate_orders``, seed 1, default grid)."""
@@ -95,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Start the embedded broker and every service; print where to connect.",
     )
     up.set_defaults(handler=_up)
+
+    add_trade_parser(commands)
 
     for name, (target, help_text) in SERVICES.items():
         service = commands.add_parser(

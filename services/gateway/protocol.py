@@ -466,13 +466,34 @@ class TradeView(msgspec.Struct, frozen=True):
 
 
 class TickerView(msgspec.Struct, frozen=True):
+    """``ticker.<SYMBOL>`` data: the top of the book, the last price, and Binance-like 24-hour
+    figures over a rolling window of event time (``ticker_stats``: the trades of the current
+    minute and the 1,439 before it)."""
+
     symbol: str
     best_bid: str | None
     best_bid_qty: str | None
     best_ask: str | None
     best_ask_qty: str | None
     last: str | None
+    """The last trade's price, however long ago."""
+    open: str | None
+    """The first trade's price in the 24 h window; None (as ``high``, ``low``, the changes)
+    when no trade is in it."""
+    high: str | None
+    low: str | None
+    volume: str
+    """Base quantity traded in the window."""
+    quote_volume: str
+    """Σ price × quantity of the window's trades, in the settlement asset."""
+    price_change: str | None
+    """``last − open``."""
+    price_change_percent: str | None
+    """``(last − open) / open × 100``, rounded half-even to three places."""
+    count: int
+    """Trades in the window."""
     time: int
+    """The event time the figures are as of."""
 
 
 class IndexSourceView(msgspec.Struct, frozen=True):

@@ -45,6 +45,7 @@ from exchange.ledger import INSURANCE, funding_pool
 from exchange.market import MarketSpec
 from exchange.orders import Side
 from services.gateway.protocol import OrderStatus
+from services.gateway.ticker_stats import RollingStats
 from services.l2_book import L2Book
 from services.wire import CommandResult
 
@@ -183,6 +184,8 @@ class ReadModel:
         """Per market, the price and quantity of the last trade."""
         self.marks: dict[str, int] = {}
         """Per market, the engine's mark price (``MarkChanged``): what it values margin at."""
+        self.stats_24h = {symbol: RollingStats() for symbol in self.specs}
+        """Per market, the trades of the last 24 h of event time, for the ticker."""
         self.time = 0
         """Event time (ms) of the last command record applied."""
         self.offset = -1
@@ -259,6 +262,9 @@ class ReadModel:
         changes = Changes()
         if time > self.time:
             self.time = time
+            for symbol, stats in self.stats_24h.items():
+                if stats.expire(time):  # trades left the window: the ticker changed
+                    changes.tickers[symbol] = None
         if result.duplicate:  # the first result's events again: nothing happened twice
             return changes
         placed = None
@@ -377,6 +383,7 @@ class ReadModel:
 
     def _trade(self, symbol: str, trade: Trade, changes: Changes) -> None:
         self.last[symbol] = (trade.price, trade.qty)
+        self.stats_24h[symbol].add(self.time, trade.price, trade.qty)
         changes.trades.append((symbol, trade))
         changes.tickers[symbol] = None
         maker_side = Side.SELL if trade.taker_side is Side.BUY else Side.BUY

@@ -1,8 +1,8 @@
 """Subscriptions and pushes: what each command changed, to the connections that asked for it.
 
 Channels (docs/gateway-protocol.md): public ``book.<SYMBOL>`` (a snapshot, then every delta
-with the engine's ``update_id``), ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (best bid and ask
-and last price, pushed when one of them changes, the current one first), ``index.<SYMBOL>`` and
+with the engine's ``update_id``), ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (best bid and ask,
+last price, 24 h figures: pushed when one changes, the current one first), ``index.<SYMBOL>`` and
 ``mark.<SYMBOL>`` (the oracle's latest point first, then each new one), ``funding.<SYMBOL>``
 (the estimate and the last settlement, the current ones first, then at every change); private
 ``orders``, ``fills``, ``positions``, ``balances`` of the account logged in.
@@ -64,7 +64,7 @@ class Streams:
         self._accounts: dict[int, set[Connection]] = {}
         """Account → its logged-in connections (each pushes only the private channels it
         subscribed)."""
-        self._tickers: dict[str, tuple[str | None, ...]] = {}
+        self._tickers: dict[str, TickerView] = {}
         """Per market, the ticker last pushed (without its time): one push per change."""
         self._fundings: dict[str, FundingView] = {}
         """Per market, the funding view last pushed: one push per change."""
@@ -239,9 +239,9 @@ class Streams:
         self._to_public(channel, ENCODER.encode(funding))
 
 
-def _ticker_key(ticker: TickerView) -> tuple[str | None, ...]:
-    """What a ticker push is for: a change of any of these (not of the time alone)."""
-    return (ticker.best_bid, ticker.best_bid_qty, ticker.best_ask, ticker.best_ask_qty, ticker.last)
+def _ticker_key(ticker: TickerView) -> TickerView:
+    """What a ticker push is for: a change of anything but the time alone."""
+    return msgspec.structs.replace(ticker, time=0)
 
 
 def _push(connections: list[Connection], channel: str, payload: bytes) -> None:

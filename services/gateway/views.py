@@ -180,6 +180,8 @@ class Views:
         bid = book.bids.peekitem(-1) if book.bids else None
         ask = book.asks.peekitem(0) if book.asks else None
         last = model.last.get(symbol)
+        day = model.stats_24h[symbol].stats()
+        change = None if day is None else day.close - day.open
         return protocol.TickerView(
             symbol=symbol,
             best_bid=None if bid is None else spec.ticks_to_str(bid[0]),
@@ -187,6 +189,14 @@ class Views:
             best_ask=None if ask is None else spec.ticks_to_str(ask[0]),
             best_ask_qty=None if ask is None else spec.lots_to_str(ask[1]),
             last=None if last is None else spec.ticks_to_str(last[0]),
+            open=None if day is None else spec.ticks_to_str(day.open),
+            high=None if day is None else spec.ticks_to_str(day.high),
+            low=None if day is None else spec.ticks_to_str(day.low),
+            volume=spec.lots_to_str(0 if day is None else day.volume),
+            quote_volume=self.money(0 if day is None else day.notional * spec.multiplier),
+            price_change=None if change is None else spec.ticks_to_str(change),
+            price_change_percent=None if day is None else _percent(day.close, day.open),
+            count=0 if day is None else day.count,
             time=model.time,
         )
 
@@ -381,6 +391,14 @@ def rate(units: int) -> str:
     ``"-0.00000937"``."""
     value = (Decimal(units) / RATE_ONE).normalize()
     return format(value, "f")
+
+
+def _percent(last: int, first: int) -> str:
+    """``(last − first) / first`` in percent, half-even to three places (Binance's)."""
+    value = (Decimal(last - first) * 100 / Decimal(first)).quantize(
+        Decimal("0.001"), rounding=ROUND_HALF_EVEN
+    )
+    return format(value if value else value.copy_abs(), "f")  # no "-0.000"
 
 
 def _level(spec: MarketSpec, price: int, qty: int) -> tuple[str, str]:
