@@ -35,6 +35,14 @@ PAIRS: list[tuple[type, type]] = [
     (client_views.Mark, protocol.MarkView),
     (client_views.Funding, protocol.FundingView),
     (client_views.FundingSettlement, protocol.FundingSettlementView),
+    (client_views.Liquidation, protocol.LiquidationView),
+    (client_views.AdlNotice, protocol.AdlNoticeView),
+    (client_views.InsuranceMovement, protocol.InsuranceMovementView),
+    (client_views.InsuranceFund, protocol.InsuranceFundView),
+    (client_views.LiquidationHistory, protocol.LiquidationHistoryView),
+    (client_views.MarginCall, protocol.MarginCallView),
+    (client_views.MarginScope, protocol.MarginScopeView),
+    (client_views.MarginInfo, protocol.MarginView),
 ]
 MIRRORS = {gateway: mine for mine, gateway in PAIRS}
 

@@ -9,6 +9,7 @@ balance is ``997 − 990 = 7`` against 0.4 % × 5,010 = 20.04 maintenance: due.
 
 import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from price_services import send_commands
 
 from exchange.default_markets import DEFAULT_MARKETS
 from exchange.engine_commands import Liquidate, MarkPrice
+from services.client import ExchangeClient
 from services.liquidator import Liquidator
 
 MARK = 501_000  # 50,100.0 in ticks of 0.1
@@ -122,6 +124,11 @@ async def test_a_liquidation_reaches_its_account_the_fund_and_the_adl_counterpar
         # a repeated trigger changes nothing and pushes nothing
         await send_commands(system.settings, [("liq-3", Liquidate(account=filled_id))])
         assert (await filled.ok("liquidations"))["liquidations"] == [history["liquidations"][0]]
+
+        # the typed client reads the same, in Decimals
+        async with ExchangeClient(f"ws://127.0.0.1:{system.gateway.port}/ws") as typed:
+            fund = await typed.insurance_fund()
+            assert (fund.balance, fund.movements[0].reason) == (Decimal(47), "liquidation_fee")
 
 
 async def test_margin_calls_adl_indicators_and_the_margin_query_with_the_liquidation_service(

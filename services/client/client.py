@@ -42,6 +42,8 @@ from services.client.errors import (
 from services.client.streams import LiveOrderBook, Push, Stream, Subscription, decode_as
 from services.client.views import (
     AccountCreated,
+    AdlNotice,
+    AdlQuantileView,
     Balance,
     BookUpdate,
     CancelledAll,
@@ -50,7 +52,13 @@ from services.client.views import (
     Funding,
     FundingSettlement,
     Index,
+    InsuranceFund,
+    InsuranceMovement,
     LeverageSet,
+    Liquidation,
+    LiquidationHistory,
+    MarginCall,
+    MarginInfo,
     MarginModeSet,
     Mark,
     Market,
@@ -343,6 +351,20 @@ class ExchangeClient:
         request = protocol.FundingHistory(id=self._next_id(), symbol=symbol, limit=limit)
         return await self._call(request, list[FundingSettlement])
 
+    async def insurance_fund(self, limit: int = 100) -> InsuranceFund:
+        """The insurance fund's balance and its latest movements, newest first."""
+        request = protocol.InsuranceFund(id=self._next_id(), limit=limit)
+        return await self._call(request, InsuranceFund)
+
+    async def liquidations(self, limit: int = 100) -> LiquidationHistory:
+        """This account's latest liquidation steps and ADL notices, newest first."""
+        request = protocol.Liquidations(id=self._next_id(), limit=limit)
+        return await self._call(request, LiquidationHistory)
+
+    async def margin(self) -> MarginInfo:
+        """Every margin scope's balance, maintenance and ratio now, and the ADL indicators."""
+        return await self._call(protocol.Margin(id=self._next_id()), MarginInfo)
+
     # -------------------------------------------------------------------------- commands
 
     async def deposit(self, amount: Number) -> Balance:
@@ -544,6 +566,31 @@ class ExchangeClient:
         self, callback: Callable[[Push[Balance]], object] | None = None
     ) -> Subscription[Balance]:
         return self.subscribe("balances", callback)
+
+    def my_liquidations(
+        self, callback: Callable[[Push[Liquidation]], object] | None = None
+    ) -> Subscription[Liquidation]:
+        return self.subscribe("liquidations", callback)
+
+    def my_adl_notices(
+        self, callback: Callable[[Push[AdlNotice]], object] | None = None
+    ) -> Subscription[AdlNotice]:
+        return self.subscribe("adl", callback)
+
+    def my_margin_calls(
+        self, callback: Callable[[Push[MarginCall]], object] | None = None
+    ) -> Subscription[MarginCall]:
+        return self.subscribe("margin_calls", callback)
+
+    def my_adl_quantiles(
+        self, callback: Callable[[Push[AdlQuantileView]], object] | None = None
+    ) -> Subscription[AdlQuantileView]:
+        return self.subscribe("adl_quantile", callback)
+
+    def insurance(
+        self, callback: Callable[[Push[InsuranceMovement]], object] | None = None
+    ) -> Subscription[InsuranceMovement]:
+        return self.subscribe("insurance", callback)
 
     async def order_book(self, symbol: str) -> LiveOrderBook:
         """A local order book of ``symbol``, kept up to date from the book channel and rebuilt

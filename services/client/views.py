@@ -9,7 +9,7 @@ struct here is the gateway's with ``str`` → ``Decimal`` on its decimal fields,
 order, same enums. ``tests/test_client_units.py`` checks every pair field by field, so the two
 cannot drift apart silently. Structs with no decimal field are the gateway's own, re-exported
 (``AccountCreated``, ``CancelledAll``, ``LeverageSet``, ``MarginModeSet``, ``ChannelAck``,
-``Pong``).
+``Pong``, ``AdlQuantileView``).
 
 Unknown fields are ignored when decoding, so a gateway that adds a field does not break an older
 client.
@@ -25,6 +25,7 @@ from exchange.index_price import SourceState
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 from services.gateway.protocol import (
     AccountCreated,
+    AdlQuantileView,
     CancelledAll,
     ChannelAck,
     LeverageSet,
@@ -35,6 +36,8 @@ from services.gateway.protocol import (
 
 __all__ = [
     "AccountCreated",
+    "AdlNotice",
+    "AdlQuantileView",
     "Balance",
     "BookUpdate",
     "CancelledAll",
@@ -44,8 +47,15 @@ __all__ = [
     "FundingSettlement",
     "Index",
     "IndexSource",
+    "InsuranceFund",
+    "InsuranceMovement",
     "LeverageSet",
+    "Liquidation",
+    "LiquidationHistory",
+    "MarginCall",
+    "MarginInfo",
     "MarginModeSet",
+    "MarginScope",
     "Mark",
     "Market",
     "Order",
@@ -251,6 +261,85 @@ class FundingSettlement(msgspec.Struct, frozen=True):
     remainder: Decimal
 
 
+class Liquidation(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a liquidation of this account (``liquidations``)."""
+
+    symbol: str
+    margin_mode: MarginMode
+    step: str
+    position: Decimal
+    filled_qty: Decimal
+    deleveraged_qty: Decimal
+    mark_price: Decimal | None
+    bankruptcy_price: Decimal
+    limit_price: Decimal
+    fee: Decimal
+    time: int
+
+
+class AdlNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """This account's position auto-deleveraged against someone's liquidation (``adl``)."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    rank: int
+    time: int
+
+
+class InsuranceMovement(msgspec.Struct, frozen=True, kw_only=True):
+    """One movement of the insurance fund and its balance after it (``insurance``)."""
+
+    balance: Decimal
+    change: Decimal
+    reason: str
+    time: int
+
+
+class InsuranceFund(msgspec.Struct, frozen=True):
+    """The ``insurance_fund`` answer."""
+
+    asset: str
+    balance: Decimal
+    movements: list[InsuranceMovement]
+
+
+class LiquidationHistory(msgspec.Struct, frozen=True):
+    """The ``liquidations`` answer."""
+
+    liquidations: list[Liquidation]
+    adl: list[AdlNotice]
+
+
+class MarginCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A margin scope's level changed (``margin_calls``); ``symbol`` "" is the cross account."""
+
+    symbol: str
+    level: str
+    ratio: Decimal | None
+    margin_balance: Decimal
+    maintenance: Decimal
+    time: int
+
+
+class MarginScope(msgspec.Struct, frozen=True, kw_only=True):
+    """One margin scope of the ``margin`` answer."""
+
+    symbol: str
+    margin_balance: Decimal
+    maintenance: Decimal
+    ratio: Decimal | None
+    level: str
+
+
+class MarginInfo(msgspec.Struct, frozen=True):
+    """The ``margin`` answer: every margin scope and the ADL indicators."""
+
+    scopes: list[MarginScope]
+    adl: list[AdlQuantileView]
+
+
 CHANNEL_DATA: dict[str, type] = {
     "book": BookUpdate,
     "trades": Trade,
@@ -262,6 +351,11 @@ CHANNEL_DATA: dict[str, type] = {
     "fills": Fill,
     "positions": Position,
     "balances": Balance,
+    "liquidations": Liquidation,
+    "adl": AdlNotice,
+    "insurance": InsuranceMovement,
+    "margin_calls": MarginCall,
+    "adl_quantile": AdlQuantileView,
 }
 """What each channel's pushes carry, by the channel's kind (``book`` of ``book.BTCUSDT``)."""
 
