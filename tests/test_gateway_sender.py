@@ -18,6 +18,7 @@ from services.gateway.command_sender import CommandSender
 from services.gateway.connection import Connection
 from services.gateway.protocol import ErrorCode, Failure
 from services.gateway.rate_limit import TokenBucket
+from services.gateway.server import text_frames
 from services.wire import COMMAND_DECODER, CommandBatch, CommandResult
 
 
@@ -92,20 +93,6 @@ async def test_a_command_without_a_result_times_out_once() -> None:
     await stop(running)
 
 
-@pytest.mark.parametrize("how", ["refuse", "lose"])
-async def test_a_record_the_broker_did_not_take_fails_its_commands(how: str) -> None:
-    producer = FakeProducer()
-    setattr(producer, how, True)
-    commands = sender(producer)
-    running = asyncio.create_task(commands.run())
-    outcomes: list[object] = []
-    for n in range(2):
-        commands.submit(Deposit(account=n, amount=1), outcomes.append)
-    await settle(lambda: len(outcomes) == 2)
-    assert {o.body.code for o in outcomes if isinstance(o, Failure)} == {ErrorCode.UNAVAILABLE}
-    assert commands.pending == 0
-    await stop(running)
-
 
 # ---------------------------------------------------------------------------- connection
 
@@ -166,3 +153,40 @@ async def test_a_client_that_does_not_read_is_cut_off_at_its_buffer() -> None:
     socket.reading.set()
     await asyncio.wait_for(writer, 5)
     assert socket.frames == [b"x" * 60]
+
+
+async def test_a_writer_with_write_many_sends_what_is_queued_at_once_in_order() -> None:
+    socket = FakeSocket()
+    batches: list[list[bytes]] = []
+
+    async def write_many(frames: list[bytes]) -> None:
+        await socket.reading.wait()
+        batches.append(frames)
+
+    limiter = TokenBucket(10, 1_000, 0)
+    client = Connection(
+        socket.write, socket.abort, send_buffer_bytes=100, limiter=limiter, write_many=write_many
+    )
+    writer = asyncio.create_task(client.run_writer())
+    client.send(b"a")
+    await asyncio.sleep(0)  # the writer takes the lone frame and waits on the socket
+    for frame in (b"b", b"c", b"d"):
+        client.send(frame)
+    socket.reading.set()
+    await settle(lambda: len(batches) == 1)
+    assert socket.frames == [b"a"] and batches == [[b"b", b"c", b"d"]]
+    client.send(b"x" * 100)  # everything written was taken off the buffer's count
+    assert not client.slow
+    client.close()
+    await asyncio.wait_for(writer, 5)
+
+
+def test_text_frames_are_unmasked_final_text_frames_with_their_lengths() -> None:
+    short, medium, long = b"x" * 125, b"y" * 126, b"z" * 65_536
+    data = text_frames([short, medium, long])
+    assert data[:2] == bytes([0x81, 125]) and data[2:127] == short
+    rest = data[127:]
+    assert rest[:4] == bytes([0x81, 126, 0, 126]) and rest[4:130] == medium
+    rest = rest[130:]
+    assert rest[:2] == bytes([0x81, 127]) and int.from_bytes(rest[2:10], "big") == 65_536
+    assert rest[10:] == long

@@ -17,6 +17,7 @@ the clients.
 """
 
 import asyncio
+import struct
 from collections.abc import Sequence
 
 import msgspec
@@ -201,6 +202,14 @@ class Gateway:
         async def write(frame: bytes) -> None:
             await ws.send_frame(frame, WSMsgType.TEXT)
 
+        async def write_many(frames: list[bytes]) -> None:
+            # Several text frames in one write to the socket (aiohttp writes one per frame);
+            # then, as aiohttp does, wait while the socket's buffer is above its high mark.
+            if ws.closed or transport is None or transport.is_closing():
+                raise ConnectionResetError("the websocket is closing")
+            transport.write(text_frames(frames))
+            await request.writer.drain()
+
         def abort() -> None:
             if transport is not None:
                 transport.abort()
@@ -211,6 +220,7 @@ class Gateway:
             send_buffer_bytes=config.send_buffer_bytes,
             limiter=self.session.connection_limiter(),
             peer=str(request.remote),
+            write_many=write_many,
         )
         self._sockets[ws] = connection
         writer = asyncio.create_task(connection.run_writer())
@@ -243,3 +253,24 @@ class Gateway:
         except TimeoutError:
             for connection in list(self._sockets.values()):
                 connection.abort()
+
+
+def text_frames(payloads: list[bytes]) -> bytes:
+    """Unmasked, uncompressed, final websocket text frames (RFC 6455 5.2), as a server sends
+    them, one after another."""
+    out = bytearray()
+    for payload in payloads:
+        n = len(payload)
+        if n < 126:
+            out += _HEADER_7(0x81, n)
+        elif n < 65_536:
+            out += _HEADER_16(0x81, 126, n)
+        else:
+            out += _HEADER_64(0x81, 127, n)
+        out += payload
+    return bytes(out)
+
+
+_HEADER_7 = struct.Struct("!BB").pack
+_HEADER_16 = struct.Struct("!BBH").pack
+_HEADER_64 = struct.Struct("!BBQ").pack
