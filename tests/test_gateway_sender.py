@@ -93,6 +93,49 @@ async def test_a_command_without_a_result_times_out_once() -> None:
     await stop(running)
 
 
+async def test_commands_time_out_in_turn_and_answered_ones_never_do() -> None:
+    """One timer serves every waiting command: each one still times out on its own deadline,
+    once, and a command submitted after the others expired gets a timer again."""
+    producer = FakeProducer()
+    commands = sender(producer, timeout_ms=40)
+    running = asyncio.create_task(commands.run())
+    outcomes: dict[str, list[object]] = {}
+
+    def submit() -> str:
+        box: list[object] = []
+        command_id = commands.submit(Deposit(account=1, amount=1), box.append)
+        outcomes[command_id] = box
+        return command_id
+
+    answered = submit()
+    await asyncio.sleep(0.01)
+    late = [submit(), submit()]
+    commands.resolve(CommandResult(answered, []))
+    await settle(lambda: all(outcomes[c] for c in late))
+    again = submit()
+    await settle(lambda: outcomes[again])
+    assert [type(o) for o in outcomes[answered]] == [CommandResult]
+    for command_id in [*late, again]:
+        [failure] = outcomes[command_id]
+        assert isinstance(failure, Failure) and failure.body.code == ErrorCode.TIMEOUT
+    assert commands.pending == 0
+    await stop(running)
+
+
+@pytest.mark.parametrize("how", ["refuse", "lose"])
+async def test_a_record_the_broker_did_not_take_fails_its_commands(how: str) -> None:
+    producer = FakeProducer()
+    setattr(producer, how, True)
+    commands = sender(producer)
+    running = asyncio.create_task(commands.run())
+    outcomes: list[object] = []
+    for n in range(2):
+        commands.submit(Deposit(account=n, amount=1), outcomes.append)
+    await settle(lambda: len(outcomes) == 2)
+    assert {o.body.code for o in outcomes if isinstance(o, Failure)} == {ErrorCode.UNAVAILABLE}
+    assert commands.pending == 0
+    await stop(running)
+
 
 # ---------------------------------------------------------------------------- connection
 
