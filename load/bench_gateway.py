@@ -48,6 +48,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import secrets
 import signal
@@ -531,6 +532,14 @@ class Worker:
             "q",
             (answered[r] - scheduled[r] for r in range(first + warm, last) if answered[r]),
         )
+        at_ms = array(
+            "i",
+            (
+                (scheduled[r] - step.t0_ns) // 1_000_000
+                for r in range(first + warm, last)
+                if answered[r]
+            ),
+        )
         lags = array("q", (self.sent_ns[r] - scheduled[r] for r in range(first, last)))
         sent_kinds = Counter(KINDS[self.kinds[r]] for r in range(first, last))
         return {
@@ -539,6 +548,7 @@ class Worker:
             "measured": n - warm,
             "answered": sum(1 for r in range(first, last) if answered[r]),
             "latencies": latencies.tobytes(),
+            "scheduled_ms": at_ms.tobytes(),
             "send_lag": lags.tobytes(),
             "repeated": self.repeated - repeated0,
             "unknown": self.unknown - unknown0,
@@ -740,17 +750,33 @@ class Cpu:
             for name, pids in self.pids.items()
         }
         out["orchestrator"] = time.process_time()
+        out["machine"] = machine_cpu_seconds()
         return time.monotonic(), out
 
     @staticmethod
     def percent(
         before: tuple[float, dict[str, float]], after: tuple[float, dict[str, float]]
     ) -> dict[str, float]:
+        """Each as % of one core over the step: ``machine`` is every process's, ``others``
+        what the machine ran besides this run (other users of a shared machine)."""
         wall = after[0] - before[0]
-        return {
+        out = {
             name: round(100 * (after[1][name] - before[1][name]) / wall, 1) if wall > 0 else 0.0
             for name in after[1]
         }
+        ours = sum(value for name, value in out.items() if name != "machine")
+        out["others"] = round(max(0.0, out["machine"] - ours), 1)
+        return out
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores; Linux ``/proc/stat``, else 0)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 class GatewayBench:
@@ -917,8 +943,10 @@ def step_result(
     error_kinds: Counter[str] = Counter()
     pushes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
+    at_ms = array("i")
     for part in parts:
         latencies.frombytes(part["latencies"])
+        at_ms.frombytes(part["scheduled_ms"])
         lags.frombytes(part["send_lag"])
         for key in ("sent", "measured", "answered", "repeated", "unknown", "lost_races"):
             totals[key] += part[key]
@@ -950,6 +978,7 @@ def step_result(
         "answered": totals["answered"],
         "latency_ms": figures,
         "send_lag_ms": {key: lag[key] for key in ("p50", "p99", "max")},
+        "p99_ms_by_second": by_second(at_ms, latencies),
         "errors": sum(errors.values()),
         "errors_by_code": dict(sorted(errors.items())),
         "errors_by_kind": dict(sorted(error_kinds.items())),
@@ -966,6 +995,15 @@ def step_result(
         "sustained": sustained,
         "problems": problems,
     }
+
+
+def by_second(at_ms: Sequence[int], latencies: Sequence[int]) -> list[float | None]:
+    """The p99 of the requests scheduled in each second of the step (from its start): whether
+    the latency was a steady queue or a few stalls."""
+    seconds: dict[int, list[int]] = {}
+    for at, latency in zip(at_ms, latencies, strict=True):
+        seconds.setdefault(at // 1_000, []).append(latency)
+    return [percentiles_ms(seconds[second])["p99"] for second in sorted(seconds)]
 
 
 async def measure_floor(options: Options, settings: Settings, workdir: Path) -> dict[str, Any]:
@@ -1127,7 +1165,7 @@ def table(result: dict[str, Any]) -> str:
         )
     lines.append(
         f"{'rate/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'errors':>6} {'races':>5} "
-        f"{'push/s':>8}  cpu % gateway/engine/broker/clients  ok"
+        f"{'push/s':>8}  cpu % gateway/engine/broker/clients/others  ok"
     )
     for step in result["steps"]:
         latency, cpu = step["latency_ms"], step["cpu_percent"]
@@ -1135,7 +1173,7 @@ def table(result: dict[str, Any]) -> str:
             f"{step['offered_rate']:>7} {latency['p50']!s:>8} {latency['p99']!s:>8} "
             f"{latency['p99_9']!s:>9} {step['errors']:>6} {step['lost_races']:>5} "
             f"{step['pushes_per_second']:>8}  "
-            f"{cpu['gateway']}/{cpu['engine']}/{cpu['broker']}/{cpu['clients']}"
+            f"{cpu['gateway']}/{cpu['engine']}/{cpu['broker']}/{cpu['clients']}/{cpu['others']}"
             f"  {'yes' if step['sustained'] else 'NO'}"
         )
     lines.append(
