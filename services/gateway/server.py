@@ -17,6 +17,7 @@ the clients.
 """
 
 import asyncio
+import gc
 import struct
 from collections.abc import Sequence
 
@@ -56,7 +57,20 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
     config = gateway_config(settings)
     specs = load_markets(settings.markets_file)
     await create_topics(settings.bootstrap_servers, settings)
-    await Gateway(config, settings, specs).run(stop)
+    gateway = Gateway(config, settings, specs)
+    # As the engine does (engine_main): a request makes many short-lived objects and the read
+    # model keeps many long-lived ones, so the young generation is collected less often, and
+    # what the catch-up built is frozen once read, never rescanned. With the defaults, under
+    # load, full collections of the growing read model stopped the loop for 100-200 ms.
+    gc.set_threshold(50_000, 20, 100)
+    running = asyncio.create_task(gateway.run(stop))
+    caught_up = asyncio.create_task(gateway.caught_up.wait())
+    await asyncio.wait([running, caught_up], return_when=asyncio.FIRST_COMPLETED)
+    caught_up.cancel()
+    if gateway.ready:
+        gc.collect()
+        gc.freeze()
+    await running
 
 
 class GatewayStatus(msgspec.Struct, frozen=True):
@@ -101,6 +115,8 @@ class Gateway:
         self.port = config.port
         """The port serving, once started (``config.port``, or the one picked for 0)."""
         self.started = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        """Set once, when the gateway first became ready."""
         self.slow_disconnects = 0
         self._sockets: dict[web.WebSocketResponse, Connection] = {}
         app = web.Application()
@@ -140,6 +156,7 @@ class Gateway:
                     prices.result()  # it ends before ``stop`` only by an error: raised here
                 if not self.ready and self.follower.caught_up and self.price_follower.caught_up:
                     self.ready = True
+                    self.caught_up.set()
                     log.info(
                         "gateway_ready", offset=self.model.offset, accounts=len(self.model.accounts)
                     )
