@@ -1046,7 +1046,13 @@ async def run(options: Options) -> dict[str, Any]:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     settings = load_settings()
     with _workdir(options.keep) as workdir:
-        floor = await measure_floor(options, settings, workdir) if options.floor else None
+        floor = None
+        if options.floor:
+            wall, busy = time.monotonic(), machine_cpu_seconds()
+            floor = await measure_floor(options, settings, workdir)
+            floor["machine_cpu_percent"] = round(
+                100 * (machine_cpu_seconds() - busy) / (time.monotonic() - wall), 1
+            )
         if floor is not None:
             log.info("floor done", p99_ms=floor["latency_ms"]["p99"], problems=floor["problems"])
         measured = await GatewayBench(options, settings, workdir).run()
@@ -1160,6 +1166,7 @@ def table(result: dict[str, Any]) -> str:
     lines = []
     summary, targets = result["summary"], result["targets"]
     floor = summary.get("floor_latency_ms")
+    floor_cpu = (result.get("floor") or {}).get("machine_cpu_percent")
     lines.append(
         "gateway benchmark: "
         f"{result['setup']['clients']} clients; gateway rate limits raised for the run "
@@ -1170,6 +1177,7 @@ def table(result: dict[str, Any]) -> str:
             f"floor (echo, 2 hops) at {summary['offered_rate']}/s: p50 {floor['p50']} / "
             f"p99 {floor['p99']} / p99.9 {floor['p99_9']} ms"
         )
+        lines.append(f"  (the machine's CPU in the floor phase: {floor_cpu} % of one core)")
         lines.append(
             f"gateway p99 / floor p99 = {summary['p99_gateway_to_floor']} "
             f"(target <= {targets['p99_ratio_max']}: "
