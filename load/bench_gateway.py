@@ -15,7 +15,9 @@ What it measures:
   gateway sends only after the engine's event came back through the broker). A stall anywhere
   (the client process, the gateway, the broker, the engine) shows as latency instead of quietly
   lowering the offered rate (no coordinated omission). The first ``--warmup`` seconds of a step
-  are sent but not counted.
+  are sent but not counted. The headline figures are the order commands' (``latency_ms``); the
+  queries, answered from the gateway's read model without the engine, are apart
+  (``query_latency_ms``). The offered rate counts every request, queries included (6 %).
 * **The floor**, in the same run: the same rate through a bare echo service and a broker of the
   same build and settings (``load.echo_service`` via ``load.bench_engine_service.Bench``: two
   hops, command → service → event, no websocket, no engine), before the gateway starts, so the
@@ -540,18 +542,14 @@ class Worker:
                 await asyncio.wait_for(self._progress.wait(), 0.2)
         cpu = time.process_time() - cpu0
         warm = sum(1 for i in mine if i < step.warmup)
-        latencies = array(
-            "q",
-            (answered[r] - scheduled[r] for r in range(first + warm, last) if answered[r]),
-        )
-        at_ms = array(
-            "i",
-            (
-                (scheduled[r] - step.t0_ns) // 1_000_000
-                for r in range(first + warm, last)
-                if answered[r]
-            ),
-        )
+        kinds = self.kinds
+        commands = [r for r in range(first + warm, last) if answered[r] and kinds[r] in ORDER_KINDS]
+        queries = [
+            r for r in range(first + warm, last) if answered[r] and kinds[r] not in ORDER_KINDS
+        ]
+        latencies = array("q", (answered[r] - scheduled[r] for r in commands))
+        query_latencies = array("q", (answered[r] - scheduled[r] for r in queries))
+        at_ms = array("i", ((scheduled[r] - step.t0_ns) // 1_000_000 for r in commands))
         lags = array("q", (self.sent_ns[r] - scheduled[r] for r in range(first, last)))
         sent_kinds = Counter(KINDS[self.kinds[r]] for r in range(first, last))
         return {
@@ -560,6 +558,7 @@ class Worker:
             "measured": n - warm,
             "answered": sum(1 for r in range(first, last) if answered[r]),
             "latencies": latencies.tobytes(),
+            "query_latencies": query_latencies.tobytes(),
             "scheduled_ms": at_ms.tobytes(),
             "send_lag": lags.tobytes(),
             "repeated": self.repeated - repeated0,
@@ -956,8 +955,10 @@ def step_result(
     pushes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     at_ms = array("i")
+    query_latencies = array("q")
     for part in parts:
         latencies.frombytes(part["latencies"])
+        query_latencies.frombytes(part["query_latencies"])
         at_ms.frombytes(part["scheduled_ms"])
         lags.frombytes(part["send_lag"])
         for key in ("sent", "measured", "answered", "repeated", "unknown", "lost_races"):
@@ -985,11 +986,14 @@ def step_result(
         "seconds": round(step.count / step.rate, 3),
         "warmup_seconds": round(step.warmup / step.rate, 3),
         "requests": totals["sent"],
-        "measured_requests": len(latencies),
+        "measured_commands": len(latencies),
+        "measured_queries": len(query_latencies),
         "order_requests": sum(kinds[KINDS[k]] for k in ORDER_KINDS),
         "answered": totals["answered"],
         "latency_ms": figures,
+        "latency_of": "order commands (place, cancel, amend), from scheduled send to response",
         "send_lag_ms": {key: lag[key] for key in ("p50", "p99", "max")},
+        "query_latency_ms": percentiles_ms(query_latencies),
         "p99_ms_by_second": by_second(at_ms, latencies),
         "errors": sum(errors.values()),
         "errors_by_code": dict(sorted(errors.items())),
