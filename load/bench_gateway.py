@@ -49,6 +49,7 @@ run (a few clients at a low rate, seconds).
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -890,12 +891,19 @@ class GatewayBench:
             )
             log.info("step starting", step=index, rate=rate, requests=count)
             before = cpu.sample()
-            parts = await self._all(
-                ("step", step),
-                services,
-                duration_s + warmup_s + options.engine_timeout_s + STEP_GRACE_S + 30,
-            )
-            result = step_result(step, parts, Cpu.percent(before, cpu.sample()), options)
+            seconds = asyncio.create_task(others_by_second(cpu, step))
+            try:
+                parts = await self._all(
+                    ("step", step),
+                    services,
+                    duration_s + warmup_s + options.engine_timeout_s + STEP_GRACE_S + 30,
+                )
+            finally:
+                seconds.cancel()
+            others: list[float] = []
+            with suppress(asyncio.CancelledError):
+                others = await seconds
+            result = step_result(step, parts, Cpu.percent(before, cpu.sample()), options, others)
             steps.append(result)
             log.info(
                 "step done",
@@ -943,10 +951,31 @@ class GatewayBench:
                 await asyncio.to_thread(process.join, 5)
 
 
+async def others_by_second(cpu: Cpu, step: Step) -> list[float]:
+    """What the machine ran besides this run in each second of the step's schedule (% of one
+    core), until cancelled: the shared machine's load, to read the latency by second against."""
+    out: list[float] = []
+    await asyncio.sleep(max(0.0, (step.t0_ns - time.monotonic_ns()) / 1e9))
+    last = cpu.sample()
+    end = step.count / step.rate
+    with suppress(asyncio.CancelledError):
+        while len(out) < math.ceil(end):
+            await asyncio.sleep(max(0.0, step.t0_ns / 1e9 + len(out) + 1 - time.monotonic()))
+            now = cpu.sample()
+            out.append(Cpu.percent(last, now)["others"])
+            last = now
+    return out
+
+
 def step_result(
-    step: Step, parts: list[dict[str, Any]], cpu: dict[str, float], options: Options
+    step: Step,
+    parts: list[dict[str, Any]],
+    cpu: dict[str, float],
+    options: Options,
+    others: Sequence[float] = (),
 ) -> dict[str, Any]:
-    """One step's figures from the workers' parts."""
+    """One step's figures from the workers' parts; ``others``: the machine's other load in
+    each second of the schedule."""
     latencies = array("q")
     lags = array("q")
     totals: Counter[str] = Counter()
@@ -995,6 +1024,8 @@ def step_result(
         "send_lag_ms": {key: lag[key] for key in ("p50", "p99", "max")},
         "query_latency_ms": percentiles_ms(query_latencies),
         "p99_ms_by_second": by_second(at_ms, latencies),
+        "others_cpu_percent_by_second": list(others),
+        "quiet_seconds": quiet_figures(at_ms, latencies, others, step.warmup / step.rate),
         "errors": sum(errors.values()),
         "errors_by_code": dict(sorted(errors.items())),
         "errors_by_kind": dict(sorted(error_kinds.items())),
@@ -1020,6 +1051,29 @@ def by_second(at_ms: Sequence[int], latencies: Sequence[int]) -> list[float | No
     for at, latency in zip(at_ms, latencies, strict=True):
         seconds.setdefault(at // 1_000, []).append(latency)
     return [percentiles_ms(seconds[second])["p99"] for second in sorted(seconds)]
+
+
+QUIET_OTHERS_PERCENT = 25.0
+"""A second of a step is *quiet* when the machine ran at most this much (% of one core) besides
+this run."""
+
+
+def quiet_figures(
+    at_ms: Sequence[int], latencies: Sequence[int], others: Sequence[float], warmup_s: float
+) -> dict[str, Any]:
+    """The latency of the commands scheduled in the step's quiet seconds, beside the whole
+    step's: what the system does when the shared machine leaves it the two cores. Reported
+    apart, never instead."""
+    quiet = {second for second, load in enumerate(others) if load <= QUIET_OTHERS_PERCENT}
+    chosen = [lat for at, lat in zip(at_ms, latencies, strict=True) if at // 1_000 in quiet]
+    measured = [s for s in range(len(others)) if s >= int(warmup_s)]
+    return {
+        "others_at_most_percent": QUIET_OTHERS_PERCENT,
+        "seconds": len([s for s in measured if s in quiet]),
+        "of_seconds": len(measured),
+        "commands": len(chosen),
+        "latency_ms": percentiles_ms(chosen),
+    }
 
 
 async def measure_floor(options: Options, settings: Settings, workdir: Path) -> dict[str, Any]:
@@ -1097,6 +1151,14 @@ def report(
         summary["p99_gateway_to_floor"] = ratio
         targets["p99_ratio_max"] = TARGET_P99_RATIO
         targets["p99_ratio_met"] = ratio is not None and ratio <= TARGET_P99_RATIO
+    quiet = headline["quiet_seconds"]
+    summary["gateway_latency_ms_quiet_seconds"] = {
+        **{k: quiet["latency_ms"][k] for k in LATENCY_HEADLINE},
+        "seconds": quiet["seconds"],
+        "of_seconds": quiet["of_seconds"],
+        "others_at_most_percent": quiet["others_at_most_percent"],
+    }
+    summary["others_cpu_percent"] = headline["cpu_percent"]["others"]
     sustained = 0
     for step in steps:
         if not step["sustained"]:
@@ -1199,6 +1261,13 @@ def table(result: dict[str, Any]) -> str:
             f"{step['pushes_per_second']:>8}  "
             f"{cpu['gateway']}/{cpu['engine']}/{cpu['broker']}/{cpu['clients']}/{cpu['others']}"
             f"  {'yes' if step['sustained'] else 'NO'}"
+        )
+    for step in result["steps"]:
+        quiet = step["quiet_seconds"]
+        lines.append(
+            f"{step['offered_rate']:>7}/s in its {quiet['seconds']} of {quiet['of_seconds']} "
+            f"seconds with others <= {quiet['others_at_most_percent']:g} % of a core: p50 "
+            f"{quiet['latency_ms']['p50']} / p99 {quiet['latency_ms']['p99']} ms"
         )
     lines.append(
         f"sustained up to {summary['sustained_rate']}/s with p99 <= {targets['p99_limit_ms']} ms "
