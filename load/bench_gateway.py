@@ -698,7 +698,7 @@ class Options:
     rate: int = 2_000
     duration_s: float = 15.0
     warmup_s: float = 5.0
-    sweep: tuple[int, ...] = (4_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000)
+    sweep: tuple[int, ...] = (3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000)
     step_duration_s: float = 10.0
     step_warmup_s: float = 2.0
     pause_s: float = 2.0
