@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-service clean compose-check
+.PHONY: run test lint bench bench-service bench-gateway clean compose-check
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 # The engine service through the embedded broker against a bare echo service (about a minute).
 bench-service: $(STAMP)
 	$(BIN)/python -m load.bench_engine_service
+
+# The websocket gateway under 200 clients against the echo floor, then a rate sweep (3-4 minutes).
+bench-gateway: $(STAMP)
+	$(BIN)/python -m load.bench_gateway
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@ from services.gateway.command_sender import CommandSender
 from services.gateway.connection import Connection
 from services.gateway.protocol import ErrorCode, Failure
 from services.gateway.rate_limit import TokenBucket
+from services.gateway.server import text_frames
 from services.wire import COMMAND_DECODER, CommandBatch, CommandResult
 
 
@@ -89,6 +90,35 @@ async def test_a_command_without_a_result_times_out_once() -> None:
     commands.resolve(CommandResult(command_id, []))  # too late: already answered
     assert len(outcomes) == 1 and isinstance(outcomes[0], Failure)
     assert outcomes[0].body.code == ErrorCode.TIMEOUT
+    await stop(running)
+
+
+async def test_commands_time_out_in_turn_and_answered_ones_never_do() -> None:
+    """One timer serves every waiting command: each one still times out on its own deadline,
+    once, and a command submitted after the others expired gets a timer again."""
+    producer = FakeProducer()
+    commands = sender(producer, timeout_ms=40)
+    running = asyncio.create_task(commands.run())
+    outcomes: dict[str, list[object]] = {}
+
+    def submit() -> str:
+        box: list[object] = []
+        command_id = commands.submit(Deposit(account=1, amount=1), box.append)
+        outcomes[command_id] = box
+        return command_id
+
+    answered = submit()
+    await asyncio.sleep(0.01)
+    late = [submit(), submit()]
+    commands.resolve(CommandResult(answered, []))
+    await settle(lambda: all(outcomes[c] for c in late))
+    again = submit()
+    await settle(lambda: outcomes[again])
+    assert [type(o) for o in outcomes[answered]] == [CommandResult]
+    for command_id in [*late, again]:
+        [failure] = outcomes[command_id]
+        assert isinstance(failure, Failure) and failure.body.code == ErrorCode.TIMEOUT
+    assert commands.pending == 0
     await stop(running)
 
 
@@ -166,3 +196,40 @@ async def test_a_client_that_does_not_read_is_cut_off_at_its_buffer() -> None:
     socket.reading.set()
     await asyncio.wait_for(writer, 5)
     assert socket.frames == [b"x" * 60]
+
+
+async def test_a_writer_with_write_many_sends_what_is_queued_at_once_in_order() -> None:
+    socket = FakeSocket()
+    batches: list[list[bytes]] = []
+
+    async def write_many(frames: list[bytes]) -> None:
+        await socket.reading.wait()
+        batches.append(frames)
+
+    limiter = TokenBucket(10, 1_000, 0)
+    client = Connection(
+        socket.write, socket.abort, send_buffer_bytes=100, limiter=limiter, write_many=write_many
+    )
+    writer = asyncio.create_task(client.run_writer())
+    client.send(b"a")
+    await asyncio.sleep(0)  # the writer takes the lone frame and waits on the socket
+    for frame in (b"b", b"c", b"d"):
+        client.send(frame)
+    socket.reading.set()
+    await settle(lambda: len(batches) == 1)
+    assert socket.frames == [b"a"] and batches == [[b"b", b"c", b"d"]]
+    client.send(b"x" * 100)  # everything written was taken off the buffer's count
+    assert not client.slow
+    client.close()
+    await asyncio.wait_for(writer, 5)
+
+
+def test_text_frames_are_unmasked_final_text_frames_with_their_lengths() -> None:
+    short, medium, long = b"x" * 125, b"y" * 126, b"z" * 65_536
+    data = text_frames([short, medium, long])
+    assert data[:2] == bytes([0x81, 125]) and data[2:127] == short
+    rest = data[127:]
+    assert rest[:4] == bytes([0x81, 126, 0, 126]) and rest[4:130] == medium
+    rest = rest[130:]
+    assert rest[:2] == bytes([0x81, 127]) and int.from_bytes(rest[2:10], "big") == 65_536
+    assert rest[10:] == long

@@ -63,7 +63,11 @@ class CommandSender:
         self.prefix = f"gw-{uuid.uuid4().hex}-"
         self._count = 0
         self._queue: list[CommandEnvelope] = []
-        self._pending: dict[str, tuple[OnResult, asyncio.TimerHandle]] = {}
+        self._pending: dict[str, tuple[OnResult, float]] = {}
+        """Commands waiting for their result, in the order submitted, with their deadline
+        (``loop.time()``): that order is the order of their deadlines, so one timer, for the
+        oldest, expires them all (a timer per command cost a tenth of the gateway's time)."""
+        self._expiry: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
 
     @property
@@ -77,8 +81,11 @@ class CommandSender:
         self._count += 1
         command_id = f"{self.prefix}{self._count}"
         self._queue.append(CommandEnvelope(command_id, command))
-        timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, command_id)
-        self._pending[command_id] = (on_result, timer)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        self._pending[command_id] = (on_result, deadline)
+        if self._expiry is None:
+            self._expiry = loop.call_at(deadline, self._expire)
         self._wake.set()
         return command_id
 
@@ -87,28 +94,39 @@ class CommandSender:
         (a duplicate result of a retried record finds none: the first already answered)."""
         pending = self._pending.pop(result.id, None)
         if pending is not None:
-            on_result, timer = pending
-            timer.cancel()
-            on_result(result)
+            pending[0](result)
 
-    def _expire(self, command_id: str) -> None:
-        pending = self._pending.pop(command_id, None)
-        if pending is not None:
+    def _expire(self) -> None:
+        """Answer every command past its deadline with ``timeout``; then wait for the oldest
+        one left."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        pending = self._pending
+        expired = []
+        for command_id, (_, deadline) in pending.items():
+            if deadline > now:
+                break
+            expired.append(command_id)
+        for command_id in expired:
+            on_result = pending.pop(command_id)[0]
             log.warning("command_timeout", command_id=command_id)
-            pending[0](
+            on_result(
                 Failure(
                     ErrorCode.TIMEOUT,
                     f"the engine did not answer within {self._timeout_s:g} s; the command may "
                     "still be applied: look before you retry",
                 )
             )
+        if pending and self._expiry is None:
+            oldest = pending[next(iter(pending))][1]
+            self._expiry = loop.call_at(oldest, self._expire)
 
     def _fail(self, command_ids: list[str], error: BaseException) -> None:
         log.error("command_record_not_written", commands=len(command_ids), error=repr(error))
         for command_id in command_ids:
             pending = self._pending.pop(command_id, None)
             if pending is not None:
-                pending[1].cancel()
                 pending[0](
                     Failure(
                         ErrorCode.UNAVAILABLE,

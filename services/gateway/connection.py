@@ -23,7 +23,13 @@ log = structlog.get_logger("gateway")
 
 
 class Connection:
-    """``write`` sends one frame to the client (awaiting the socket); ``abort`` drops it."""
+    """``write`` sends one frame to the client (awaiting the socket); ``abort`` drops it.
+
+    ``write_many``, if given, sends several frames at once, in order: the writer then hands it
+    everything queued when it wakes, so that the frames one step of the loop produced for a
+    client (a response and its pushes, a batch of book deltas) cost one write to the socket
+    instead of one each (a system call per frame was a quarter of the gateway's time under
+    load)."""
 
     def __init__(
         self,
@@ -33,8 +39,10 @@ class Connection:
         send_buffer_bytes: int,
         limiter: TokenBucket,
         peer: str = "",
+        write_many: Callable[[list[bytes]], Awaitable[None]] | None = None,
     ) -> None:
         self._write = write
+        self._write_many = write_many
         self._abort = abort
         self._limit = send_buffer_bytes
         self.limiter = limiter
@@ -92,11 +100,18 @@ class Connection:
     async def run_writer(self) -> None:
         """Drain the queue into the socket, in order, until ``close`` or the socket fails."""
         queue = self._queue
+        write_many = self._write_many
         try:
             while not self.closed:
                 if not queue:
                     self._ready.clear()
                     await self._ready.wait()
+                    continue
+                if write_many is not None and len(queue) > 1:
+                    frames = list(queue)
+                    queue.clear()
+                    await write_many(frames)
+                    self._queued -= sum(map(len, frames))
                     continue
                 frame = queue.popleft()
                 await self._write(frame)
