@@ -98,12 +98,13 @@ async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
     raise TimeoutError(f"the {service.name} was not ready within {timeout_s:.0f} s ({url})")
 
 
-def _banner(settings: Settings, health_url: str) -> str:
+def _banner(settings: Settings, health_url: str, left_out: set[str]) -> str:
     markets = ", ".join(spec.symbol for spec in load_markets(settings.markets_file))
+    websocket = f"ws://{settings.gateway_host}:{settings.gateway_port}/ws"
     return "\n".join(
         [
             "The exchange is up.",
-            f"  websocket API:           ws://{settings.gateway_host}:{settings.gateway_port}/ws",
+            f"  websocket API:           {websocket if 'gateway' not in left_out else '-'}",
             "                           (docs/gateway-protocol.md)",
             f"  broker (Kafka protocol): {settings.bootstrap_servers}",
             f"  commands topic:          {settings.commands_topic}",
@@ -112,6 +113,7 @@ def _banner(settings: Settings, health_url: str) -> str:
             f"  markets:                 {markets}",
             f"  market maker account:    {settings.maker_account}",
             f"  engine readiness:        {health_url}",
+            *([f"  left out:                {', '.join(sorted(left_out))}"] if left_out else []),
             "Ctrl-C stops everything.",
         ]
     )
@@ -159,14 +161,18 @@ async def _run(
     )
     await create_topics(broker.bootstrap, settings)
     health_url = f"http://127.0.0.1:{health_port}/health/ready"
+    left_out = set(filter(None, settings.up_without.split(",")))
     for name in SERVICES:
+        if name in left_out:
+            log.info("service_left_out", service=name, setting=env_var("up_without"))
+            continue
         services.append(Service(name, env))
         if name == "engine":
             await _wait_ready(health_url, services[-1], timeout_s=60)
         if name == "gateway":
             gateway_health = f"http://{settings.gateway_host}:{gateway_port}/health/ready"
             await _wait_ready(gateway_health, services[-1], timeout_s=60)
-    print(_banner(settings, health_url), flush=True)
+    print(_banner(settings, health_url, left_out), flush=True)
     while not stop.is_set():
         for service in services:
             try:
