@@ -20,6 +20,11 @@ market, set its leverage, top its wallet up to the faucet cap. A file that start
 exchange's event time is refused: the oracle would ignore its ticks (event time never goes
 back), so it needs a fresh exchange.
 
+**The oracle.** Ticks go no further than ``TICKS_AHEAD`` ahead of the oracle's latest mark
+(unless its sources leave ours out, or it answers nothing for ``drain_s``): at full speed the
+oracle is the slowest reader of a tick-only replay, and its marks are part of what a replay
+measures.
+
 **End.** After the last step: every result awaited (``drain_s`` without progress at most), and
 the oracle's mark for the last point the ticks closed. Then the summary (``summary.py``).
 """
@@ -70,6 +75,9 @@ RECORDS_IN_FLIGHT = 16
 """Command records sent and not yet answered by an event record, at most."""
 TICKS_IN_FLIGHT = 5_000
 """Index ticks handed to the producer and not yet acknowledged, at most."""
+TICKS_AHEAD = 1_000
+"""Index ticks sent after the oracle's latest mark, at most: the oracle is part of the system
+a replay measures, and a backlog would only make its latency a measure of the backlog."""
 PRICE_LOOKBACK = 1_000
 """Records read back from the end of each price partition at start."""
 POLL_MS = 20
@@ -171,6 +179,8 @@ class Replay:
         self._last_mark: MarkTick | None = None
         self._last_index: IndexPrice | None = None
         self._exchange_time: int | None = None
+        self._await_oracle = True
+        """Whether ticks wait for the oracle (``TICKS_AHEAD``): not when it ignores them."""
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self._first_errors: list[str] = []
@@ -180,6 +190,8 @@ class Replay:
         self.commands_sent = 0
         self.ticks_sent = 0
         self.behind_s = 0.0
+        self.tick_gap_ms = 0
+        """The longest event time between two ticks sent."""
         self._started = 0.0
         self._last_answer = 0.0
         self._checked_time = False
@@ -258,7 +270,12 @@ class Replay:
     # ---------------------------------------------------------------------- sending
 
     async def _send_tick(self, price: int, at: int) -> None:
+        if self._await_oracle and self._ticks_ahead() >= TICKS_AHEAD:
+            await self._flush()
+            await self._catch_up_oracle()
         tick = IndexTick(symbol=self.symbol, source=self.options.source, price=price, time=at)
+        if self._tick_times:
+            self.tick_gap_ms = max(self.tick_gap_ms, at - self._tick_times[-1])
         if len(self._tick_futures) >= TICKS_IN_FLIGHT:
             await asyncio.gather(*self._tick_futures)
             self._tick_futures.clear()
@@ -269,6 +286,30 @@ class Replay:
         self._tick_times.append(at)
         self._tick_sent.append(time.monotonic())
         self.ticks_sent += 1
+
+    def _ticks_ahead(self) -> int:
+        """Ticks sent later than the oracle's latest mark."""
+        last = self._last_mark_time
+        if last is None:
+            return len(self._tick_times)
+        return len(self._tick_times) - bisect.bisect_right(self._tick_times, last)
+
+    async def _catch_up_oracle(self) -> None:
+        """Wait until the oracle's marks are within ``TICKS_AHEAD`` ticks; if no mark comes for
+        ``drain_s``, the oracle is taken not to answer and ticks are sent without waiting."""
+        since, seen = time.monotonic(), self.counts["marks"]
+        while self._ticks_ahead() >= TICKS_AHEAD:
+            await self._take_results(POLL_MS)
+            if self.counts["marks"] != seen:
+                since, seen = time.monotonic(), self.counts["marks"]
+            elif time.monotonic() - since > self.options.drain_s:
+                self._await_oracle = False
+                self._error(
+                    "oracle_not_answering",
+                    f"no mark from the oracle for {self.options.drain_s:.0f} s: ticks go on "
+                    "without waiting for it",
+                )
+                return
 
     def _queue(self, command: EngineCommand, sent: Sent | None) -> None:
         self._command_count += 1
@@ -489,6 +530,7 @@ class Replay:
     def _check_oracle(self) -> None:
         config = self.settings.index_config(self.symbol)
         if config is None or self.options.source not in {s.name for s in config.sources}:
+            self._await_oracle = False
             self._error(
                 "oracle_ignores_source",
                 f"the oracle's sources for {self.symbol} (EXCHANGE_ORACLE_SOURCES) do not "
@@ -543,22 +585,20 @@ class Replay:
         except ReplayError as error:
             self._error("results_missing", str(error))
         expected = self._last_point()
-        if expected is None or self._oracle_ignores():
+        if expected is None or not self._await_oracle:
             return
         waited_since = time.monotonic()
         seen = self.counts["marks"]
         while self._last_mark_time is None or self._last_mark_time < expected:
-            if await self._take_results(POLL_MS) and self.counts["marks"] != seen:
+            await self._take_results(POLL_MS)
+            if self.counts["marks"] != seen:
                 seen, waited_since = self.counts["marks"], time.monotonic()
-            elif time.monotonic() - waited_since > min(self.options.drain_s, 10.0):
+            elif time.monotonic() - waited_since > self.options.drain_s:
                 self._error(
                     "marks_missing",
                     f"no mark from the oracle for the point {iso(expected)} (is it running?)",
                 )
                 return
-
-    def _oracle_ignores(self) -> bool:
-        return self.errors["oracle_ignores_source"] > 0
 
     def _last_point(self) -> int | None:
         """The last point of the oracle's cadence that the ticks sent have closed: a tick at
@@ -680,11 +720,27 @@ class Replay:
             "by_kind": dict(errors),
             "first": list(self._first_errors),
         }
+        notes = self._notes()
+        if notes:
+            out["notes"] = notes
         if aborted is not None:
             out["aborted"] = aborted
         if self.counts["stopped_early"]:
             out["stopped_early"] = True
         return out
+
+    def _notes(self) -> list[str]:
+        """What the figures do not show but the user should know."""
+        notes = []
+        stale = self.settings.oracle_stale_after_ms
+        if self.tick_gap_ms > stale:
+            notes.append(
+                f"ticks were up to {self.tick_gap_ms:,} ms apart, more than "
+                f"EXCHANGE_ORACLE_STALE_AFTER_MS ({stale:,}): the oracle takes the source for "
+                "stale, and the index for frozen, between them; run the exchange with a larger "
+                "EXCHANGE_ORACLE_STALE_AFTER_MS for such data (docs/replay.md)"
+            )
+        return notes
 
     def _oracle_summary(self) -> dict[str, Any]:
         spec = self.spec
@@ -736,8 +792,7 @@ def _span_s(plan: Plan) -> float:
 async def run_replay(
     settings: Settings, options: ReplayOptions, stop: asyncio.Event | None = None
 ) -> dict[str, Any]:
-    """Replay ``options.path`` into the exchange of ``settings``; return the summary (and log
-    the short table)."""
+    """Replay ``options.path`` into the exchange of ``settings``; return the summary."""
     replay = Replay(settings, options)
     summary = await replay.run(stop)
     return summary
