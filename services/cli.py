@@ -155,7 +155,7 @@ def _add_replay(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     )
     replay.add_argument(
         "--accounts",
-        type=_positive,
+        type=_accounts,
         default=32,
         help="book accounts, and as many taker accounts, the orders are spread over (32)",
     )
@@ -199,6 +199,15 @@ def _positive(text: str) -> int:
     value = _positive_or_zero(text)
     if not value:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _accounts(text: str) -> int:
+    from load.replay.mirror import MAX_ACCOUNTS
+
+    value = _positive(text)
+    if value > MAX_ACCOUNTS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_ACCOUNTS:,}")
     return value
 
 

@@ -226,7 +226,13 @@ def test_an_unreachable_broker_is_reported(
 
 
 def test_the_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
-    for bad in (["--speed", "0"], ["--speed", "fast"], ["--from", "yesterday"], ["--limit", "0"]):
+    for bad in (
+        ["--speed", "0"],
+        ["--speed", "fast"],
+        ["--from", "yesterday"],
+        ["--limit", "0"],
+        ["--accounts", "10001"],
+    ):
         with pytest.raises(SystemExit) as exited:
             main(["replay", str(KLINES), *bad])
         assert exited.value.code == 2

@@ -367,3 +367,16 @@ def test_a_mirror_needs_a_depth_and_must_follow_the_plans_book() -> None:
         mirror(-1)
     with pytest.raises(ValueError, match="the plan's book"):
         Plan([], "ws", BTCUSDT, symbol="BTCUSDT", mirror=mirror(0))
+
+
+def test_the_replay_accounts_are_in_the_range_left_to_tools() -> None:
+    """Below 2^20, where the engine numbers the accounts it creates, apart from each other and
+    from the market maker's default account."""
+    from exchange.engine import FIRST_CREATED_ACCOUNT
+    from load.replay.mirror import MAX_ACCOUNTS
+    from services.settings import Settings
+
+    books = range(BOOK_ACCOUNT_BASE, BOOK_ACCOUNT_BASE + MAX_ACCOUNTS)
+    takers = range(TAKER_ACCOUNT_BASE, TAKER_ACCOUNT_BASE + MAX_ACCOUNTS)
+    assert books[-1] < takers[0] and takers[-1] < FIRST_CREATED_ACCOUNT
+    assert Settings().maker_account not in books and Settings().maker_account not in takers

@@ -54,6 +54,7 @@ from load.replay.grid import Grid
 from load.replay.mirror import (
     BOOK_ACCOUNT_BASE,
     LEVERAGE,
+    MAX_ACCOUNTS,
     TAKER_ACCOUNT_BASE,
     BookMirror,
     Sent,
@@ -122,6 +123,8 @@ class Replay:
     def __init__(self, settings: Settings, options: ReplayOptions) -> None:
         self.settings = settings
         self.options = options
+        if not 0 < options.accounts <= MAX_ACCOUNTS:
+            raise ReplayError(f"--accounts must be from 1 to {MAX_ACCOUNTS}")
         specs = {spec.symbol: spec for spec in load_markets(settings.markets_file)}
         symbol = options.symbol.upper()
         if symbol not in specs:

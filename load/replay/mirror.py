@@ -49,10 +49,13 @@ from exchange.orders import OrderType, Side, TimeInForce
 from exchange.units import ceil_div
 from load.replay.book import RecordedBook, Touched
 
-BOOK_ACCOUNT_BASE = 1_100_000
-"""Book accounts are ``BOOK_ACCOUNT_BASE + i``."""
-TAKER_ACCOUNT_BASE = 1_101_000
+BOOK_ACCOUNT_BASE = 1_010_000
+"""Book accounts are ``BOOK_ACCOUNT_BASE + i``: below 2^20, where the engine numbers the
+accounts it creates, and clear of the market maker's 1,000,000."""
+TAKER_ACCOUNT_BASE = 1_020_000
 """Taker accounts are ``TAKER_ACCOUNT_BASE + i``."""
+MAX_ACCOUNTS = 10_000
+"""Accounts per pool at most, so that the pools stay apart and below 2^20."""
 LEVERAGE = 20
 """Leverage of every replay account: Binance's default, and at the 5,000,000 USDT bracket the
 one that lets a 100,000 USDT wallet carry the most (2,000,000 USDT) of a side."""
