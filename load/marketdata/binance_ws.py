@@ -94,7 +94,11 @@ class _Message:
         value = self.raw(key)
         if type(value) is not str:
             raise self.error(key, f"expected a decimal string, got {value!r}")
-        return decimal(value, self.where, self.column(key), self.path + key, zero=zero)
+        known = _KNOWN.get(value)
+        if known is not None and (known or zero):
+            return known
+        parsed = decimal(value, self.where, self.column(key), self.path + key, zero=zero)
+        return _remember(value, parsed)
 
     def flag(self, key: str) -> bool:
         value = self.raw(key)

@@ -30,6 +30,8 @@ from sortedcontainers import SortedDict
 from load.marketdata.records import DepthSnapshot, DepthUpdate, Level
 from load.replay.grid import Grid
 
+_TICKS_KEPT = 100_000
+"""Prices whose tick is remembered per side."""
 _MAX_HELD = 100_000
 """Updates held while waiting for a snapshot; older ones are dropped (a capture that starts
 with a snapshot holds a few dozen)."""
@@ -64,6 +66,9 @@ class RecordedBook:
         self._straddle = False
         """The next update is the first after the snapshot: it straddles the snapshot's id."""
         self._held: list[DepthUpdate] = []
+        self._bid_ticks: dict[Decimal, int] = {}
+        """Recorded price → our tick, per side: a depth stream repeats a few thousand prices."""
+        self._ask_ticks: dict[Decimal, int] = {}
 
     # ------------------------------------------------------------------------- reading
 
@@ -149,8 +154,14 @@ class RecordedBook:
 
     def _put(self, is_bid: bool, price: Decimal, qty: Decimal) -> int:
         """Set one recorded level (0 removes it); return our tick it falls on."""
-        grid = self.grid
-        tick = grid.bid_tick(price) if is_bid else grid.ask_tick(price)
+        ticks = self._bid_ticks if is_bid else self._ask_ticks
+        tick = ticks.get(price)
+        if tick is None:
+            grid = self.grid
+            tick = grid.bid_tick(price) if is_bid else grid.ask_tick(price)
+            if len(ticks) >= _TICKS_KEPT:
+                ticks.clear()
+            ticks[price] = tick
         levels = self.side(is_bid)
         level = levels.get(tick)
         if qty:

@@ -272,12 +272,14 @@ class BookMirror:
         keep their priority; more lots go to the newest order if its account has room (an
         amend up, which puts it last, where it already is), else to new orders."""
         inside = bound is None or (tick >= bound if is_bid else tick <= bound)
+        orders = self.levels(is_bid).get(tick)
+        if not inside and not orders:  # the common case: a change deeper than the window
+            return
         desired = self.book.lots(is_bid, tick) if inside else 0
         cap = self._level_cap // (tick * self.multiplier) if tick > 0 else 0
         if desired > cap:
             self.counts["levels_capped"] += 1
             desired = cap
-        orders = self.levels(is_bid).get(tick)
         have = sum(order.lots for order in orders) if orders else 0
         if desired == have:
             return
