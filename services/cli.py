@@ -10,13 +10,19 @@ import asyncio
 import importlib
 import json
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 import load
 from load.generate_orders import DEFAULT_LOT_SIZE, DEFAULT_TICK_SIZE
+from load.marketdata import FORMATS, MarketDataError
+from load.marketdata.fields import time_ms
 from load.orderstream import KEPT_ERRORS, OrderStreamError
 from load.replay_orders import Replay, replay_file, replay_spec
 from services.logs import configure_logging
@@ -91,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("replay-sample", help="replay the bundled sample order stream")
     sample.set_defaults(handler=_replay_sample)
 
+    _add_replay(commands)
+
     up = commands.add_parser(
         "up",
         help="run the whole exchange on the embedded broker until Ctrl-C",
@@ -109,6 +117,167 @@ def _parser() -> argparse.ArgumentParser:
         )
         service.set_defaults(handler=_service, name=name, target=target)
     return parser
+
+
+def _add_replay(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="replay market data into the running exchange on the data's own event time",
+        description="Replay a market-data file (Binance klines, aggTrades, trades, OHLCV CSVs, "
+        "plain, .gz or .zip, or a raw Binance websocket capture) into the running exchange "
+        "(the broker and topics of the EXCHANGE_* settings): index ticks for the oracle, and "
+        "for order-book data the orders that rebuild the recorded book in the engine and "
+        "replay its trades. Prints a JSON summary (docs/replay.md).",
+    )
+    replay.add_argument("file", help="the market-data file")
+    replay.add_argument("--symbol", default="BTCUSDT", help="our market to drive (BTCUSDT)")
+    replay.add_argument(
+        "--speed",
+        default="max",
+        type=_speed,
+        help="1 real time, N N times faster, max as fast as the exchange takes it (max)",
+    )
+    replay.add_argument(
+        "--format",
+        choices=["auto", *FORMATS],
+        default="auto",
+        help="the file's format (auto: told from its content)",
+    )
+    replay.add_argument(
+        "--from", dest="start", type=_moment, help="first event time (ISO 8601 UTC or ms)"
+    )
+    replay.add_argument("--to", dest="end", type=_moment, help="last event time (inclusive)")
+    replay.add_argument("--limit", type=_positive, help="replay at most N events")
+    replay.add_argument("--json", metavar="PATH", help="write the summary here, not to stdout")
+    replay.add_argument(
+        "--no-orders",
+        dest="orders",
+        action="store_false",
+        help="index ticks only: no book, no trades",
+    )
+    replay.add_argument(
+        "--depth",
+        type=_positive_or_zero,
+        default=100,
+        help="levels of each side of a recorded book kept in the engine (0: all; 100)",
+    )
+    replay.add_argument(
+        "--accounts",
+        type=_accounts,
+        default=32,
+        help="book accounts, and as many taker accounts, the orders are spread over (32)",
+    )
+    replay.add_argument(
+        "--source",
+        default="binance-capture",
+        help="the index source the ticks are published as (binance-capture)",
+    )
+    replay.add_argument("--no-progress", dest="progress", action="store_false")
+    replay.set_defaults(handler=_replay_market)
+
+
+def _speed(text: str) -> float | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(Decimal(text))
+    except (InvalidOperation, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor max") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("the speed must be positive")
+    return value
+
+
+def _moment(text: str) -> int:
+    stripped = text.strip()
+    if stripped.isdigit():
+        return time_ms(int(stripped))
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither ISO 8601 (2024-08-08T23:55:00Z) nor a time in ms"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _positive(text: str) -> int:
+    value = _positive_or_zero(text)
+    if not value:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _accounts(text: str) -> int:
+    from load.replay.mirror import MAX_ACCOUNTS
+
+    value = _positive(text)
+    if value > MAX_ACCOUNTS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_ACCOUNTS:,}")
+    return value
+
+
+def _positive_or_zero(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def _replay_market(args: argparse.Namespace) -> int:
+    """``exchange replay``: the summary as JSON on stdout (or ``--json``), a table on stderr;
+    1 for a file it cannot read or a replay that could not go on."""
+    from aiokafka.errors import KafkaError
+
+    from load.replay.driver import ReplayError, ReplayOptions, run_replay
+    from load.replay.summary import table
+
+    options = ReplayOptions(
+        path=args.file,
+        symbol=args.symbol,
+        speed=args.speed,
+        format=None if args.format == "auto" else args.format,
+        start=args.start,
+        end=args.end,
+        limit=args.limit,
+        orders=args.orders,
+        depth=args.depth,
+        accounts=args.accounts,
+        source=args.source,
+        progress=args.progress,
+    )
+    settings = load_settings()
+
+    async def replay() -> dict[str, Any]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await run_replay(settings, options, stop)
+
+    try:
+        summary = asyncio.run(replay())
+    except MarketDataError as error:
+        log.error(
+            "replay_failed",
+            file=error.path,
+            line=error.line,
+            column=error.column,
+            field=error.field,
+            error=str(error),
+        )
+        return 1
+    except (ReplayError, KafkaError, OSError) as error:
+        log.error("replay_failed", file=args.file, error=str(error))
+        return 1
+    text = json.dumps(summary, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text, flush=True)
+    print(table(summary), file=sys.stderr, flush=True)
+    return 1 if "aborted" in summary else 0
 
 
 def _up(_args: argparse.Namespace) -> int:

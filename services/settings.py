@@ -131,6 +131,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     maker_min_requote_ms: int = 500
     """Least time between two requotes: bounds the maker's command rate (one record each)."""
 
+    up_without: str = ""
+    """Services ``exchange up`` leaves out, comma-separated: any of ``gateway``, ``oracle``,
+    ``funding``, ``feed``, ``market-maker`` (the engine always runs). ``feed,market-maker``
+    leaves the market to ``exchange replay`` (docs/replay.md): the feed's live-clock ticks
+    and the maker's quotes would mix with the replayed data."""
+
     # The oracle and the funding service (docs/oracle-and-funding.md): index and mark from the
     # index ticks and the engine's book, funding from the premium the oracle publishes, all on
     # event time (the ticks' times, never the machine's clock), so a replayed day runs in seconds.
@@ -435,6 +441,21 @@ def _choice(values: Iterable[str]) -> Callable[[str], str]:
     return parse
 
 
+UP_OPTIONAL_SERVICES = ("gateway", "oracle", "funding", "feed", "market-maker")
+"""The services of ``exchange up`` that ``EXCHANGE_UP_WITHOUT`` may leave out."""
+
+
+def _services(text: str) -> str:
+    """A comma-separated list of ``UP_OPTIONAL_SERVICES``, each once; normalized."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in UP_OPTIONAL_SERVICES:
+            raise ValueError(f"{name!r} is not one of {', '.join(UP_OPTIONAL_SERVICES)}")
+    if len(set(names)) != len(names):
+        raise ValueError("a service is listed twice")
+    return ",".join(names)
+
+
 _MS_DAY = 86_400_000
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "bootstrap_servers": _bootstrap,
@@ -471,6 +492,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "maker_requote_bps": _integer(1, 1_000),
     # Faster than ten records a second would make the maker the busiest client of the engine.
     "maker_min_requote_ms": _integer(100, 3_600_000),
+    "up_without": _services,
     "oracle_sources": _checked(lambda text: per_market(text, _index_sources)),
     "oracle_stale_after_ms": _integer(0, _MS_DAY),
     "oracle_max_deviation_bps": _integer(1, 10_000),

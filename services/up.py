@@ -98,12 +98,15 @@ async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
     raise TimeoutError(f"the {service.name} was not ready within {timeout_s:.0f} s ({url})")
 
 
-def _banner(settings: Settings, health_url: str, liquidator_url: str) -> str:
+def _banner(
+    settings: Settings, health_url: str, liquidator_url: str | None, left_out: set[str]
+) -> str:
     markets = ", ".join(spec.symbol for spec in load_markets(settings.markets_file))
+    websocket = f"ws://{settings.gateway_host}:{settings.gateway_port}/ws"
     return "\n".join(
         [
             "The exchange is up.",
-            f"  websocket API:           ws://{settings.gateway_host}:{settings.gateway_port}/ws",
+            f"  websocket API:           {websocket if 'gateway' not in left_out else '-'}",
             "                           (docs/gateway-protocol.md)",
             f"  broker (Kafka protocol): {settings.bootstrap_servers}",
             f"  commands topic:          {settings.commands_topic}",
@@ -113,7 +116,8 @@ def _banner(settings: Settings, health_url: str, liquidator_url: str) -> str:
             f"  markets:                 {markets}",
             f"  market maker account:    {settings.maker_account}",
             f"  engine readiness:        {health_url}",
-            f"  liquidation service:     {liquidator_url}",
+            *([f"  liquidation service:     {liquidator_url}"] if liquidator_url else []),
+            *([f"  left out:                {', '.join(sorted(left_out))}"] if left_out else []),
             "Ctrl-C stops everything.",
         ]
     )
@@ -163,15 +167,21 @@ async def _run(
     )
     await create_topics(broker.bootstrap, settings)
     health_url = f"http://127.0.0.1:{health_port}/health/ready"
+    left_out = set(filter(None, settings.up_without.split(",")))
     for name in SERVICES:
+        if name in left_out:
+            log.info("service_left_out", service=name, setting=env_var("up_without"))
+            continue
         services.append(Service(name, env))
         if name == "engine":
             await _wait_ready(health_url, services[-1], timeout_s=60)
         if name == "gateway":
             gateway_health = f"http://{settings.gateway_host}:{gateway_port}/health/ready"
             await _wait_ready(gateway_health, services[-1], timeout_s=60)
-    liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
-    print(_banner(settings, health_url, liquidator_url), flush=True)
+    liquidator_url = None
+    if "liquidator" not in left_out:
+        liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
+    print(_banner(settings, health_url, liquidator_url, left_out), flush=True)
     while not stop.is_set():
         for service in services:
             try:

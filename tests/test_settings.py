@@ -80,6 +80,7 @@ def test_every_field_is_read_from_its_variable() -> None:
         maker_max_position=1_000,
         maker_requote_bps=10,
         maker_min_requote_ms=1_000,
+        up_without="feed,market-maker",
         oracle_sources="binance-capture:2,okx;ETHUSDT=okx:1",
         oracle_stale_after_ms=120_000,
         oracle_max_deviation_bps=300,
