@@ -772,9 +772,10 @@ class Engine:
         uncovered = deleveraged = 0
         if step is LiquidationStep.PARTIAL:
             fee = min(fee, max(0, self._scope_balance(account_id, symbol, mode, wallet_only=True)))
-            source = isolated_wallet(account_id, symbol) if mode is MarginMode.ISOLATED else None
+            isolated = mode is MarginMode.ISOLATED
+            source = isolated_wallet(account_id, symbol) if isolated else wallet(account_id)
             self.ledger.transfer(
-                source or wallet(account_id),
+                source,
                 INSURANCE,
                 fee,
                 TransferReason.LIQUIDATION_FEE,
