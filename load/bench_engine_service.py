@@ -70,7 +70,7 @@ from exchange.orders import OrderType, Side, TimeInForce
 from load.echo_service import configure_logging
 from services.broker import EmbeddedBroker, create_topics, start_broker
 from services.settings import Settings, env_var, load_settings
-from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, EventJoiner
 
 log = structlog.get_logger("bench")
 
@@ -488,6 +488,8 @@ class Collector:
     """
 
     def __init__(self, count: int) -> None:
+        self._events = EventJoiner()
+        """Joins the parts of a split event record."""
         self.count = count
         self.answered = 0
         self.answered_ns = array("q", bytes(8 * count))
@@ -508,9 +510,11 @@ class Collector:
         """(time, answered so far) after every fetch that brought results."""
 
     def take(self, payload: bytes, now: int) -> None:
-        batch = EVENT_DECODER.decode(payload)
-        self.records += 1
+        batch = self._events.decode(payload)
         self.event_bytes += len(payload)
+        if batch is None:  # a part of a split record: the rest is still to come
+            return
+        self.records += 1
         if batch.error:
             self.errors.append(f"offset {batch.offset}: {batch.error}")
         seen, answered_ns, rejects = self.seen, self.answered_ns, self.rejects

@@ -6,12 +6,13 @@ Exactly-once comes from the design, not from Kafka transactions (the embedded br
   state is a pure function of them (``exchange.engine``).
 * Each command carries a producer-assigned id; an id seen among the last ``dedupe_window``
   commands is answered with its original events and applied no second time.
-* For every command record the engine writes exactly one event record carrying that offset.
+* For every command record the engine writes exactly one event record carrying that offset
+  (or, when the record would pass the broker's size limit, that record in numbered parts).
 * A snapshot (engine state, the offset it covers, the dedupe window) is written to disk,
   atomically, only after every event up to that offset has been acknowledged by the broker.
 * On start the engine loads the newest snapshot, reads the event topic to find the last offset
-  it had published, and replays the command records after the snapshot, publishing only the
-  results of offsets beyond that one. So a kill at any point loses nothing and repeats nothing.
+  it had published (and which part), and replays the command records after the snapshot,
+  publishing only what comes after that. So a kill at any point loses nothing and repeats nothing.
 """
 
 import asyncio
@@ -29,7 +30,14 @@ from exchange.engine import Engine, EngineState
 from exchange.engine_events import EngineEvent
 from exchange.funding_schedule import FundingSchedule
 from exchange.market import MarketSpec
-from services.wire import COMMAND_DECODER, ENCODER, EVENT_DECODER, CommandResult, EventBatch
+from services.wire import (
+    COMMAND_DECODER,
+    ENCODER,
+    EVENT_DECODER,
+    CommandResult,
+    EventBatch,
+    split_events,
+)
 
 log = structlog.get_logger("engine")
 _EVENTS_DECODER = msgspec.msgpack.Decoder(list[EngineEvent])
@@ -130,8 +138,24 @@ async def _log_end(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int
     raise TimeoutError(f"no fetch answer from {partition.topic}[{partition.partition}]")
 
 
-async def last_published_offset(bootstrap: str, events_topic: str, *, tail: int = 100) -> int:
-    """The command offset of the newest event record, or -1 if there is none.
+class Published(msgspec.Struct, frozen=True):
+    """How far the event topic goes: the command offset of its newest record, and which part
+    of that command record's events it is (``split_events``). ``offset`` -1: no record."""
+
+    offset: int = -1
+    part: int = 0
+    parts: int = 1
+
+    def written(self, offset: int, parts: int) -> int:
+        """How many of the ``parts`` of the event record for command ``offset`` are already on
+        the topic: all of them before ``offset``, none after it."""
+        if offset < self.offset:
+            return parts
+        return self.part + 1 if offset == self.offset else 0
+
+
+async def last_published(bootstrap: str, events_topic: str, *, tail: int = 100) -> Published:
+    """Where the event topic ends: the newest record's command offset and part.
 
     Only the last ``tail`` records are read, however long the log: the engine is the one
     writer of the topic and writes in command order, so the newest is among them. The read
@@ -147,13 +171,15 @@ async def last_published_offset(bootstrap: str, events_topic: str, *, tail: int 
         consumer.assign([partition])
         end = await _log_end(consumer, partition)
         consumer.seek(partition, max(0, end - tail))
-        newest = -1
+        newest = Published()
         while True:
             batches = await consumer.getmany(partition, timeout_ms=200, max_records=10_000)
             records = batches.get(partition, [])
             for record in records:
                 assert record.value is not None
-                newest = max(newest, EVENT_DECODER.decode(record.value).offset)
+                batch = EVENT_DECODER.decode(record.value)
+                if (batch.offset, batch.part) >= (newest.offset, newest.part):
+                    newest = Published(batch.offset, batch.part, batch.parts)
             if not records and await consumer.position(partition) >= end:
                 return newest
     finally:
@@ -253,7 +279,8 @@ class EngineService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, snapshot and close."""
-        self.published = published = await last_published_offset(self.bootstrap, self.events_topic)
+        published = await last_published(self.bootstrap, self.events_topic)
+        self.published = published.offset
         partition = TopicPartition(self.commands_topic, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
@@ -279,11 +306,16 @@ class EngineService:
                     "(the broker lost its log) or point the engine at the right broker"
                 )
             consumer.seek(partition, self.log.offset + 1)
-            log.info("engine_started", resume_from=self.log.offset + 1, published=published)
+            log.info(
+                "engine_started",
+                resume_from=self.log.offset + 1,
+                published=published.offset,
+                published_part=published.part,
+            )
             since_commands, since_time = 0, self.log.engine.time
             writing: asyncio.Future[None] | None = None
             while not stop.is_set():
-                if self.log.offset >= published:
+                if self.log.offset >= published.offset:
                     self.ready.set()
                 batches = await consumer.getmany(partition, timeout_ms=50, max_records=1_000)
                 pending = []
@@ -291,12 +323,12 @@ class EngineService:
                     assert record.value is not None
                     result = self.log.apply(record.offset, record.value)
                     since_commands += len(result.results) or 1
-                    if record.offset > published:
-                        pending.append(
-                            await producer.send(
-                                self.events_topic, ENCODER.encode(result), partition=0
+                    if record.offset >= published.offset:
+                        parts = split_events(result)
+                        for part in parts[published.written(record.offset, len(parts)) :]:
+                            pending.append(
+                                await producer.send(self.events_topic, part, partition=0)
                             )
-                        )
                 if pending:
                     await asyncio.gather(*pending)
                 if not since_time:  # event time starts at the first batch that has one

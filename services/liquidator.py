@@ -70,7 +70,7 @@ from services.risk_messages import (
     RiskMessage,
 )
 from services.settings import Settings
-from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, CommandResult
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, CommandResult, EventJoiner
 
 log = structlog.get_logger("liquidator")
 
@@ -191,6 +191,8 @@ class Liquidator:
     """The service: the event log in, ``Liquidate`` commands and risk messages out."""
 
     def __init__(self, settings: Settings, specs: Sequence[MarketSpec]) -> None:
+        self._events = EventJoiner()
+        """Joins the parts of a split event record."""
         self.settings = settings
         self.health_port: int | None = None
         """Where ``/health/ready`` is served, once running."""
@@ -311,9 +313,11 @@ class Liquidator:
     def on_event_record(self, value: bytes) -> None:
         read_at = time.perf_counter()
         try:
-            batch = EVENT_DECODER.decode(value)
+            batch = self._events.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.warning("bad_event_record", error=str(error))
+            return
+        if batch is None:  # a part of a split record: the rest is still to come
             return
         self._offset = batch.offset
         self._time = max(self._time, batch.time)

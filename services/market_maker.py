@@ -40,7 +40,7 @@ from services.maker_book import MakerBook, MakerOrder
 from services.prices import PRICE_DECODER, IndexTick
 from services.quotes import LadderParams, ladder, moved
 from services.settings import Settings
-from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, EventBatch, EventJoiner
 
 log = structlog.get_logger("market_maker")
 
@@ -66,6 +66,8 @@ class MarketMaker:
     """The maker's loop: prices and events in, one command record per requote out."""
 
     def __init__(self, settings: Settings, specs: Sequence[MarketSpec]) -> None:
+        self._events = EventJoiner()
+        """Joins the parts of a split event record."""
         self.settings = settings
         self.specs = {spec.symbol: spec for spec in specs}
         self.account = settings.maker_account
@@ -221,9 +223,11 @@ class MarketMaker:
 
     def _on_events(self, value: bytes | None, *, report: bool) -> None:
         try:
-            batch = EVENT_DECODER.decode(value or b"")
+            batch = self._events.decode(value or b"")
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.warning("bad_event_record", error=str(error))
+            return
+        if batch is None:  # a part of a split record: the rest is still to come
             return
         self._follow(batch, report=report)
 

@@ -30,10 +30,10 @@ from services.settings import Settings
 from services.wire import (
     COMMAND_DECODER,
     ENCODER,
-    EVENT_DECODER,
     CommandBatch,
     CommandEnvelope,
     EventBatch,
+    EventJoiner,
 )
 
 WAIT_S = 30
@@ -144,6 +144,7 @@ class Logs:
         self.settings = settings
         self.prices: list[PriceMessage] = []
         self.batches: list[EventBatch] = []
+        self._joiner = EventJoiner()
         self._consumer = AIOKafkaConsumer(**settings.consumer_config())
         self._task: asyncio.Task[None] | None = None
 
@@ -175,7 +176,9 @@ class Logs:
             for partition, records in got.items():
                 for record in records:
                     if partition == events:
-                        self.batches.append(EVENT_DECODER.decode(record.value or b""))
+                        whole = self._joiner.decode(record.value or b"")
+                        if whole is not None:
+                            self.batches.append(whole)
                     else:
                         self.prices.append(PRICE_DECODER.decode(record.value or b""))
 

@@ -19,11 +19,21 @@ from services.engine_service import (
     CommandLog,
     EngineService,
     EngineStatus,
+    Published,
     SnapshotAheadOfLog,
-    last_published_offset,
+    last_published,
 )
 from services.health import HealthServer
-from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
+from services.wire import (
+    ENCODER,
+    EVENT_DECODER,
+    EVENT_RECORD_BYTES,
+    CommandBatch,
+    CommandEnvelope,
+    EventBatch,
+    EventJoiner,
+    split_events,
+)
 
 SPECS = (BTCUSDT,)
 CAP = 1_000_000 * USDT
@@ -193,6 +203,63 @@ async def test_restart_publishes_every_result_once_and_keeps_the_state(
     assert trades > 0
 
 
+def many_deposits(count: int) -> bytes:
+    """One command record whose events pass the size at which the engine cuts them in parts."""
+    deposits = [(f"d{a}", Deposit(account=a, amount=USDT + a)) for a in range(1, count + 1)]
+    return ENCODER.encode(
+        CommandBatch([CommandEnvelope(i, c) for i, c in deposits], time=1_700_000_000_000)
+    )
+
+
+async def test_a_record_too_big_for_the_broker_goes_in_parts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topics = await make_topics(kafka_bootstrap)
+    record = many_deposits(12_000)
+    expected = CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10).apply(0, record)
+    assert len(ENCODER.encode(expected)) > EVENT_RECORD_BYTES
+
+    engine = service(kafka_bootstrap, topics, tmp_path / "engine.snap", every=0)
+    stop, task = await start(engine)
+    small = batch([("after", Deposit(account=1, amount=USDT))])
+    await produce(kafka_bootstrap, topics[0], [record, small])
+    parts = split_events(expected)
+    events = await read_events(kafka_bootstrap, topics[1], len(parts) + 1)
+    stop.set()
+    await asyncio.wait_for(task, 20)
+
+    assert [(e.offset, e.part, e.parts) for e in events] == [
+        *((0, i, len(parts)) for i in range(len(parts))),
+        (1, 0, 1),
+    ]
+    joiner = EventJoiner()
+    assert [joiner.join(e) for e in events[:-2]] == [None] * (len(parts) - 1)
+    assert joiner.join(events[-2]) == expected
+
+
+async def test_a_restart_between_parts_writes_only_the_missing_ones(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The engine died after the broker took the first part of a split record: the restarted
+    engine derives the same parts again and writes the rest, each once."""
+    topics = await make_topics(kafka_bootstrap)
+    record = many_deposits(12_000)
+    parts = split_events(
+        CommandLog(Engine(SPECS, faucet_cap=CAP), dedupe_window=10).apply(0, record)
+    )
+    assert len(parts) >= 2
+    await produce(kafka_bootstrap, topics[0], [record])
+    await produce(kafka_bootstrap, topics[1], parts[:1])
+
+    engine = service(kafka_bootstrap, topics, tmp_path / "engine.snap", every=0)
+    stop, task = await start(engine)
+    events = await read_events(kafka_bootstrap, topics[1], len(parts))
+    stop.set()
+    await asyncio.wait_for(task, 20)
+
+    assert [ENCODER.encode(e) for e in events] == parts
+
+
 async def wait_for_file_offset(path: Path, offset: int) -> None:
     for _ in range(400):
         if path.exists() and msgspec.msgpack.decode(path.read_bytes())["offset"] == offset:
@@ -241,7 +308,7 @@ async def test_a_snapshot_ahead_of_the_log_is_refused(kafka_bootstrap: str, tmp_
 
 async def test_the_newest_published_offset_is_read_from_the_tail(kafka_bootstrap: str) -> None:
     topics = await make_topics(kafka_bootstrap)
-    assert await last_published_offset(kafka_bootstrap, topics[1]) == -1
+    assert await last_published(kafka_bootstrap, topics[1]) == Published()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -249,10 +316,14 @@ async def test_the_newest_published_offset_is_read_from_the_tail(kafka_bootstrap
             await producer.send(topics[1], ENCODER.encode(EventBatch(offset, [])))
             for offset in range(3_000)
         ]
+        split = [EventBatch(3_000, [], part=part, parts=3) for part in (0, 1)]
+        sends += [await producer.send(topics[1], ENCODER.encode(b)) for b in split]
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
-    assert await last_published_offset(kafka_bootstrap, topics[1], tail=10) == 2_999
+    newest = await last_published(kafka_bootstrap, topics[1], tail=10)
+    assert newest == Published(3_000, 1, 3)
+    assert [newest.written(offset, 3) for offset in (2_999, 3_000, 3_001)] == [3, 2, 0]
 
 
 async def test_readiness_is_served_over_http(kafka_bootstrap: str, tmp_path: Path) -> None:

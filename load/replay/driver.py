@@ -66,7 +66,7 @@ from services.engine_main import load_markets
 from services.l2_book import L2Book
 from services.prices import PRICE_DECODER, PRICE_ENCODER, IndexPrice, IndexTick, MarkTick
 from services.settings import Settings
-from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, EventBatch, EventJoiner
 
 log = structlog.get_logger("replay")
 
@@ -121,6 +121,8 @@ class Replay:
     """One replay of one file into a running exchange (module docstring)."""
 
     def __init__(self, settings: Settings, options: ReplayOptions) -> None:
+        self._events = EventJoiner()
+        """Joins the parts of a split event record."""
         self.settings = settings
         self.options = options
         if not 0 < options.accounts <= MAX_ACCOUNTS:
@@ -387,9 +389,11 @@ class Replay:
 
     def _on_event_record(self, value: bytes, *, live: bool = True) -> None:
         try:
-            batch = EVENT_DECODER.decode(value)
+            batch = self._events.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             self._error("bad_event_record", str(error))
+            return
+        if batch is None:  # a part of a split record: the rest is still to come
             return
         if live and batch.results:
             sent_at = self._in_flight.pop(batch.results[0].id, None)

@@ -1,7 +1,8 @@
 """The engine's command log and event log, read from their beginning and joined by offset.
 
 The engine writes one event record per command record, carrying that record's offset, and one
-result per command in the record's order (docs/engine-service.md), so the pair is exact. The
+result per command in the record's order (docs/engine-service.md), so the pair is exact (a
+record split in parts for its size is joined first). The
 gateway needs the command for the terms of an order (``read_model``) and for the event time.
 
 Both partitions are fetched by one consumer, so an event record can arrive before its command
@@ -18,7 +19,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.settings import Settings
-from services.wire import COMMAND_DECODER, EVENT_DECODER, CommandBatch, EventBatch
+from services.wire import COMMAND_DECODER, EVENT_DECODER, CommandBatch, EventBatch, EventJoiner
 
 log = structlog.get_logger("gateway")
 T = TypeVar("T")
@@ -42,6 +43,8 @@ class LogFollower:
         """The offset of the last command record read."""
         self._batches: dict[int, CommandBatch | None] = {}
         self._waiting: deque[EventBatch] = deque()
+        self._joiner = EventJoiner()
+        """Joins the parts of a split event record."""
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -59,8 +62,8 @@ class LogFollower:
             self._read_to = record.offset
         for record in fetched.get(self.events, ()):
             batch = _decode(EVENT_DECODER, record.value, record.offset)
-            if batch is not None:
-                self._waiting.append(batch)
+            if batch is not None and (whole := self._joiner.join(batch)) is not None:
+                self._waiting.append(whole)
         pairs: list[Pair] = []
         while self._waiting and self._waiting[0].offset <= self._read_to:
             events = self._waiting.popleft()
