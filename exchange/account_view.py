@@ -560,9 +560,7 @@ class AccountView:
                 cross = self._status((account, ""))
                 assert cross is not None
                 mm, balance = cross.maintenance, cross.margin_balance
-        if balance <= 0:
-            return 0, 1
-        return pnl * mm, max(1, held) * balance
+        return liquidation.adl_ratio(pnl, held, mm, balance)
 
     def _adl_score(
         self, account: int, symbol: str, market: ViewMarket, position: ViewPosition
@@ -572,34 +570,14 @@ class AccountView:
 
     def adl_queue(self, symbol: str, *, long: bool) -> list[int]:
         """``liquidation.adl_order`` of the longs (or shorts) of ``symbol``, first in line
-        first, without a ``Fraction`` per position: sorted by the scores' floats (an int
-        division in Python is correctly rounded, so a smaller float means a smaller score),
-        and only runs of equal floats sorted again exactly. Ties by account id."""
+        first, without a ``Fraction`` per position (``liquidation.adl_queue``)."""
         market = self.markets[symbol]
-        ranked: list[tuple[float, int, int, int]] = []
-        zero: list[int] = []
+        ratios = []
         for account in market.holders:
             position = self.positions[account][symbol]
-            if (position.size > 0) is not long:
-                continue
-            numerator, denominator = self._adl_ratio(account, symbol, market, position)
-            if numerator:
-                ranked.append((-(numerator / denominator), account, numerator, denominator))
-            else:
-                zero.append(account)
-        ranked.sort()
-        start = 0
-        while start < len(ranked):
-            end = start + 1
-            while end < len(ranked) and ranked[end][0] == ranked[start][0]:
-                end += 1
-            if end - start > 1:
-                ranked[start:end] = sorted(
-                    ranked[start:end], key=lambda e: (-Fraction(e[2], e[3]), e[1])
-                )
-            start = end
-        zero.sort()
-        return [entry[1] for entry in ranked] + zero
+            if (position.size > 0) is long:
+                ratios.append((account, *self._adl_ratio(account, symbol, market, position)))
+        return liquidation.adl_queue(ratios)
 
     def adl_quantiles(self, symbol: str) -> dict[int, tuple[bool, int]]:
         """Every position's ADL queue indicator in ``symbol``: account → (long, 0 … 4), as

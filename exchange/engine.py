@@ -12,7 +12,7 @@ can be snapshotted and restored (``snapshot``, ``restore``) and is fingerprinted
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any
@@ -822,10 +822,10 @@ class Engine:
                 self.markets[symbol], self.accounts[account_id][symbol]
             )
         else:
-            held = balance = self.ledger.balance(wallet(account_id))
-            for other, account in self.accounts.get(account_id, {}).items():
-                if account.mode is MarginMode.CROSS and account.size:
-                    balance += self._unrealized(self.markets[other], account)
+            held, balance = (
+                self.ledger.balance(wallet(account_id)),
+                self._cross_margin(account_id)[1],
+            )
         return min(held, balance) if wallet_only else balance
 
     def _settle_bankruptcy(
@@ -856,7 +856,7 @@ class Engine:
         Positions net to zero, so the opposite side always holds enough."""
         symbol = market.spec.symbol
         size = self.accounts[account_id][symbol].size
-        queue = liquidation.adl_order(self.adl_scores(symbol, long=size < 0))
+        queue = self.adl_queue(symbol, long=size < 0)
         remaining = abs(size)
         for rank, counterparty in enumerate(queue, start=1):
             if not remaining:
@@ -877,23 +877,53 @@ class Engine:
 
     def adl_scores(self, symbol: str, *, long: bool) -> list[tuple[int, Fraction]]:
         """Binance's ADL score (``liquidation.adl_score``) of every long (or short) position in
-        ``symbol``: its own unrealized PnL against the wallet and margin ratio of its margin
-        (the cross account, or the isolated position)."""
+        ``symbol``, by account: its own unrealized PnL against the wallet and margin ratio of
+        its margin (the cross account, or the isolated position)."""
+        ratios = sorted(self._adl_ratios(symbol, long))
+        return [
+            (account, Fraction(numerator, denominator))
+            for account, numerator, denominator in ratios
+        ]
+
+    def adl_queue(self, symbol: str, *, long: bool) -> list[int]:
+        """``liquidation.adl_order(self.adl_scores(...))``, first in line first, in a fraction of
+        its time (``liquidation.adl_queue``): what a deleveraging walks."""
+        return liquidation.adl_queue(self._adl_ratios(symbol, long))
+
+    def _adl_ratios(self, symbol: str, long: bool) -> Iterator[tuple[int, int, int]]:
+        """``(account, numerator, denominator)`` of each position's score
+        (``liquidation.adl_ratio``), in no particular order. A losing position scores 0
+        whatever its margin, so its margin is not valued."""
         market = self.markets[symbol]
-        scores: list[tuple[int, Fraction]] = []
-        for account_id, account in self.accounts_in(symbol):
-            if not account.size or (account.size > 0) is not long:
+        for account_id, mine in self.accounts.items():
+            account = mine.get(symbol)
+            if account is None or not account.size or (account.size > 0) is not long:
                 continue
             pnl = self._unrealized(market, account)
+            if pnl <= 0:
+                yield account_id, 0, 1
+                continue
             if account.mode is MarginMode.ISOLATED:
                 held = self.ledger.balance(isolated_wallet(account_id, symbol))
                 mm, balance = self._maintenance(market, account), held + pnl
             else:
                 held = self.ledger.balance(wallet(account_id))
-                status = self.margin_status(account_id)[0]
-                mm, balance = status.maintenance, status.margin_balance
-            scores.append((account_id, liquidation.adl_score(pnl, held, mm, balance)))
-        return scores
+                if len(mine) == 1:  # this position is all of its cross margin
+                    mm, balance = self._maintenance(market, account), held + pnl
+                else:
+                    mm, balance = self._cross_margin(account_id)
+            yield account_id, *liquidation.adl_ratio(pnl, held, mm, balance)
+
+    def _cross_margin(self, account_id: int) -> tuple[int, int]:
+        """The cross account's maintenance margin and margin balance (wallet plus the
+        unrealized PnL of its cross positions)."""
+        mm, balance = 0, self.ledger.balance(wallet(account_id))
+        for symbol, account in self.accounts.get(account_id, {}).items():
+            if account.size and account.mode is MarginMode.CROSS:
+                market = self.markets[symbol]
+                mm += self._maintenance(market, account)
+                balance += self._unrealized(market, account)
+        return mm, balance
 
     def _create_account(self, cmd: CreateAccount) -> list[EngineEvent]:
         if not _KEY_HASH.fullmatch(cmd.key_hash):
@@ -1033,24 +1063,20 @@ class Engine:
         """The account's margin levels: the cross account (if it holds a cross position) and
         each isolated position. The liquidation service watches these."""
         statuses: list[MarginStatus] = []
-        cross_mm = 0
-        cross_balance = self.ledger.balance(wallet(account_id))
         has_cross = False
         for symbol, account in sorted(self.accounts.get(account_id, {}).items()):
             if not account.size:
                 continue
+            if account.mode is MarginMode.CROSS:
+                has_cross = True
+                continue
             market = self.markets[symbol]
             mm = self._maintenance(market, account)
             pnl = self._unrealized(market, account)
-            if account.mode is MarginMode.CROSS:
-                has_cross = True
-                cross_mm += mm
-                cross_balance += pnl
-            else:
-                balance = self.ledger.balance(isolated_wallet(account_id, symbol)) + pnl
-                statuses.append(self._status(account_id, symbol, mm, balance))
+            balance = self.ledger.balance(isolated_wallet(account_id, symbol)) + pnl
+            statuses.append(self._status(account_id, symbol, mm, balance))
         if has_cross:
-            statuses.insert(0, self._status(account_id, "", cross_mm, cross_balance))
+            statuses.insert(0, self._status(account_id, "", *self._cross_margin(account_id)))
         return statuses
 
     def _status(self, account_id: int, symbol: str, mm: int, balance: int) -> MarginStatus:

@@ -8,7 +8,7 @@ Units as in ``exchange.margin``: prices in ticks, sizes in lots, money in minor 
 ``RATE_ONE`` units.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 from exchange.market import LeverageBracket, MarketSpec
@@ -67,14 +67,54 @@ def adl_score(unrealized: int, wallet: int, maintenance: int, margin_balance: in
     ``MM / (wallet + uPnL)`` and 0 when that balance is not positive. A higher score is
     deleveraged first: the most profitable, most leveraged positions.
     """
+    return Fraction(*adl_ratio(unrealized, wallet, maintenance, margin_balance))
+
+
+def adl_ratio(
+    unrealized: int, wallet: int, maintenance: int, margin_balance: int
+) -> tuple[int, int]:
+    """``adl_score`` as an unreduced fraction ``(numerator, denominator)``, ``(0, 1)`` for 0."""
     if unrealized <= 0 or margin_balance <= 0:
-        return Fraction(0)
-    return Fraction(unrealized * maintenance, max(1, wallet) * margin_balance)
+        return 0, 1
+    return unrealized * maintenance, max(1, wallet) * margin_balance
 
 
 def adl_order(scores: Sequence[tuple[int, Fraction]]) -> list[int]:
     """Accounts in the order ADL takes them: highest score first, ties by account id."""
     return [account for account, _ in sorted(scores, key=lambda item: (-item[1], item[0]))]
+
+
+def adl_queue(ratios: Iterable[tuple[int, int, int]]) -> list[int]:
+    """``adl_order`` for scores given as unreduced fractions ``(account, numerator,
+    denominator)`` (numerator 0 for a score of 0), without a ``Fraction`` per position.
+
+    A market's ADL queue can hold 100,000 positions, and sorting that many ``Fraction``s takes
+    seconds. So they are sorted by the scores' floats (an int division in Python is correctly
+    rounded, so a smaller float never means a larger score), and only runs of equal floats that
+    are not all the same score (cross-multiplied) are sorted again exactly. Ties by account id,
+    zero scores last.
+    """
+    ranked: list[tuple[float, int, int, int]] = []
+    zero: list[int] = []
+    for account, numerator, denominator in ratios:
+        if numerator:
+            ranked.append((-(numerator / denominator), account, numerator, denominator))
+        else:
+            zero.append(account)
+    ranked.sort()
+    start = 0
+    while start < len(ranked):
+        end = start + 1
+        while end < len(ranked) and ranked[end][0] == ranked[start][0]:
+            end += 1
+        _, _, first, first_of = ranked[start]
+        if any(n * first_of != first * d for _, _, n, d in ranked[start + 1 : end]):
+            ranked[start:end] = sorted(
+                ranked[start:end], key=lambda entry: (-Fraction(entry[2], entry[3]), entry[1])
+            )
+        start = end
+    zero.sort()
+    return [entry[1] for entry in ranked] + zero
 
 
 def adl_quantiles(scores: Sequence[tuple[int, Fraction]]) -> dict[int, int]:

@@ -19,6 +19,7 @@ import msgspec
 from engine_streams import ACCOUNTS, FAUCET_CAP, MARKETS, engine_streams, random_engine_commands
 from hypothesis import HealthCheck, given, settings
 
+from exchange import liquidation
 from exchange.engine import Engine, EngineState, MarginLevel
 from exchange.engine_commands import EngineCommand, Liquidate, OrderCommand
 from exchange.engine_events import EngineEvent, Liquidation, MarketEvent, PositionUpdate
@@ -46,6 +47,9 @@ def check_state(engine: Engine, *, recount: bool) -> None:
             assert account.size or account.entry_notional == 0
         signed = sum(a.entry_notional if a.size > 0 else -a.entry_notional for _, a in held)
         assert engine.ledger.balance(clearing(symbol)) == -signed
+        for long in (True, False):  # the fast ADL queue against the exact ranking
+            exact = liquidation.adl_order(engine.adl_scores(symbol, long=long))
+            assert engine.adl_queue(symbol, long=long) == exact
         if recount:
             recount_orders(engine, symbol)
 
