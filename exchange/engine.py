@@ -50,6 +50,7 @@ from exchange.engine_events import (
     MarginModeChanged,
     MarkChanged,
     MarketEvent,
+    OrderMarginChanged,
     PositionUpdate,
     Transfer,
     TransferReason,
@@ -63,6 +64,7 @@ from exchange.events import (
     Rejected,
     RejectReason,
     Trade,
+    Triggered,
 )
 from exchange.funding_schedule import FundingSchedule
 from exchange.ledger import (
@@ -80,6 +82,8 @@ from exchange.matching import MatchingEngine
 from exchange.orders import LIMIT_TYPES, OrderType, Side, StpMode
 from exchange.positions import MarketAccount, apply_fill
 from exchange.risk import (
+    Holding,
+    available_balance,
     open_loss_per_lot,
     order_margin,
     position_margin,
@@ -199,6 +203,8 @@ FIRST_CREATED_ACCOUNT = 1 << 20
 tests and the exchange's own bots (the market maker is 1,000,000)."""
 
 _KEY_HASH = re.compile(r"[0-9a-f]{64}")
+_ORDER_EVENTS = (Accepted, Amended, Cancelled, Expired, Triggered)
+"""The matching events that add, change or remove an account's order."""
 
 
 class EngineState(msgspec.Struct, frozen=True):
@@ -265,7 +271,31 @@ class Engine:
 
     def process(self, cmd: EngineCommand) -> list[EngineEvent]:
         """Apply one command; return its events in the order they happened."""
-        return self._handlers[type(cmd)](cmd)
+        out = self._handlers[type(cmd)](cmd)
+        if out:
+            self._report_order_margins(out)
+        return out
+
+    def _report_order_margins(self, out: list[EngineEvent]) -> None:
+        """Append an ``OrderMarginChanged`` for each account and market whose order margin
+        the command changed. Only what its events touched can have changed: an order placed,
+        amended, cancelled, expired or triggered, a position (which nets against the orders'
+        initial margin) or the leverage."""
+        touched: dict[tuple[int, str], None] = {}
+        for event in out:
+            if isinstance(event, PositionUpdate | LeverageChanged):
+                touched[event.account, event.symbol] = None
+            elif isinstance(event, MarketEvent) and isinstance(event.event, _ORDER_EVENTS):
+                touched[event.event.account, event.symbol] = None
+        for account_id, symbol in touched:
+            account = self.accounts.get(account_id, {}).get(symbol)
+            if account is None:
+                continue
+            market = self.markets[symbol]
+            amount = order_margin(account, market.multiplier, market.fee_rate)
+            if amount != account.order_margin:
+                account.order_margin = amount
+                out.append(OrderMarginChanged(account_id, symbol, amount))
 
     def advance_time(self, time: int) -> None:
         """Event time moves to ``time`` (the engine service calls this with each command
@@ -965,27 +995,25 @@ class Engine:
         return margin.unrealized_pnl(account.size, account.entry_notional, price, market.multiplier)
 
     def available(self, account_id: int, *, with_profit: bool = True) -> int:
-        """Cross wallet + cross unrealized PnL − cross position margin − every order's margin.
-
-        What a new order may cost (Binance ``availableBalance``); negative when the mark has
-        moved against the account. An isolated position whose wallet plus unrealized PnL is
-        below zero counts with that deficit, because closing it settles the deficit from the
-        cross wallet (until the liquidation service and the insurance fund step in).
-        ``with_profit=False`` leaves unrealized profit out, which is what may be withdrawn.
-        """
-        total = self.ledger.balance(wallet(account_id))
+        """Binance ``availableBalance`` (``risk.available_balance``): what a new order may
+        cost; ``with_profit=False`` leaves unrealized profit out."""
+        holdings = []
         for symbol, account in self.accounts.get(account_id, {}).items():
             market = self.markets[symbol]
-            total -= order_margin(account, market.multiplier, market.fee_rate)
-            if not account.size:
-                continue
-            pnl = self._unrealized(market, account)
-            if account.mode is MarginMode.CROSS:
-                total += pnl if with_profit or pnl < 0 else 0
-                total -= position_margin(account)
-            else:  # an isolated position past bankruptcy: closing it takes the rest from here
-                total += min(0, self.ledger.balance(isolated_wallet(account_id, symbol)) + pnl)
-        return total
+            isolated = account.mode is MarginMode.ISOLATED
+            holdings.append(
+                Holding(
+                    order_margin(account, market.multiplier, market.fee_rate),
+                    not isolated,
+                    account.size,
+                    account.entry_notional,
+                    account.leverage,
+                    self._unrealized(market, account),
+                    self.ledger.balance(isolated_wallet(account_id, symbol)) if isolated else 0,
+                )
+            )
+        cross = self.ledger.balance(wallet(account_id))
+        return available_balance(cross, holdings, with_profit=with_profit)
 
     def withdrawable(self, account_id: int) -> int:
         """Binance ``maxWithdrawAmount``: available without unrealized profit, within the wallet."""

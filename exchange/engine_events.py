@@ -123,6 +123,17 @@ class MarkChanged(msgspec.Struct, tag="mark", tag_field="type", frozen=True):
     price: int
 
 
+class OrderMarginChanged(msgspec.Struct, tag="order_margin", tag_field="type", frozen=True):
+    """The margin the account's open orders in ``symbol`` hold is now ``amount`` (minor units,
+    ``exchange.risk.order_margin``): what a reader needs, beside positions and wallets, for the
+    available balance (Binance ``availableBalance``). Emitted after a command that changed it,
+    once per account and market."""
+
+    account: int
+    symbol: str
+    amount: int
+
+
 class LiquidationStep(StrEnum):
     PARTIAL = "partial"
     """Reduce a large position to the next lower leverage bracket, through the book."""
@@ -188,6 +199,7 @@ EngineEvent = (
     | MarginModeChanged
     | FundingSettled
     | MarkChanged
+    | OrderMarginChanged
     | Liquidation
     | Deleveraged
 )

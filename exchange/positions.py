@@ -33,6 +33,9 @@ class MarketAccount(msgspec.Struct, kw_only=True):
     sell_qty: int = 0
     sell_value: int = 0
     sell_loss: int = 0
+    order_margin: int = 0
+    """The order margin last reported (``OrderMarginChanged``): the engine reports a change
+    by comparing with it."""
 
     def has_orders(self) -> bool:
         return bool(self.buy_qty or self.sell_qty)

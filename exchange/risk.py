@@ -30,6 +30,9 @@ Rounding: every requirement rounds up (``ceil_div``), so the exchange is never u
 by rounding.
 """
 
+from collections.abc import Iterable
+from typing import NamedTuple
+
 from exchange.positions import MarketAccount
 from exchange.units import RATE_ONE, ceil_div
 
@@ -110,3 +113,40 @@ def projected_notional(account: MarketAccount, is_buy: bool, multiplier: int) ->
     if opening <= 0:
         return held
     return held + ceil_div(value * multiplier * opening, qty)
+
+
+class Holding(NamedTuple):
+    """One market of an account, as ``available_balance`` counts it: the engine builds these
+    from its state, the gateway from the event log, so both show the same figure."""
+
+    order_margin: int
+    cross: bool
+    size: int
+    entry_notional: int
+    leverage: int
+    unrealized_pnl: int
+    isolated_wallet: int
+    """0 for a cross position."""
+
+
+def available_balance(wallet: int, holdings: Iterable[Holding], *, with_profit: bool = True) -> int:
+    """Cross wallet + cross unrealized PnL − cross position margin − every order's margin.
+
+    What a new order may cost (Binance ``availableBalance``); negative when the mark has moved
+    against the account. An isolated position whose wallet plus unrealized PnL is below zero
+    counts with that deficit, because closing it settles the deficit from the cross wallet
+    (until the liquidation service and the insurance fund step in). ``with_profit=False``
+    leaves unrealized profit out, which is what may be withdrawn.
+    """
+    total = wallet
+    for holding in holdings:
+        total -= holding.order_margin
+        if not holding.size:
+            continue
+        pnl = holding.unrealized_pnl
+        if holding.cross:
+            total += pnl if with_profit or pnl < 0 else 0
+            total -= ceil_div(holding.entry_notional, holding.leverage)  # ``position_margin``
+        else:
+            total += min(0, holding.isolated_wallet + pnl)
+    return total

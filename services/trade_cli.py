@@ -607,11 +607,11 @@ def _position_table(positions: Sequence[Any]) -> str:
     return table(POSITION_COLUMNS, [_position_row(p) for p in positions])
 
 
-BALANCE_COLUMNS = ["ASSET", "WALLET", "ISOLATED"]
+BALANCE_COLUMNS = ["ASSET", "WALLET", "ISOLATED", "ORDER MARGIN", "AVAILABLE"]
 
 
 def _balance_row(b: Any) -> list[object]:
-    return [b.asset, b.wallet, b.isolated]
+    return [b.asset, b.wallet, b.isolated, b.order_margin, b.available]
 
 
 def _balance_table(balances: Sequence[Any]) -> str:

@@ -84,7 +84,13 @@ async def test_a_bot_trades_queries_and_gets_typed_errors(
         monkeypatch.undo()
 
         balance = await client.deposit(Decimal("5000"))
-        assert balance == Balance(asset="USDT", wallet=Decimal("5000"), isolated=Decimal(0))
+        assert balance == Balance(
+            asset="USDT",
+            wallet=Decimal("5000"),
+            isolated=Decimal(0),
+            order_margin=Decimal(0),
+            available=Decimal("5000"),
+        )
         assert str(balance.wallet) == "5000.00000000"  # the gateway's places, kept
 
         order = await client.place_order("BTCUSDT", Side.BUY, "0.010", Decimal("59000"))

@@ -22,10 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from exchange import liquidation
 from exchange.engine import Engine, EngineState, MarginLevel
 from exchange.engine_commands import EngineCommand, Liquidate, OrderCommand
-from exchange.engine_events import EngineEvent, Liquidation, MarketEvent, PositionUpdate
+from exchange.engine_events import (
+    EngineEvent,
+    Liquidation,
+    MarketEvent,
+    OrderMarginChanged,
+    PositionUpdate,
+)
 from exchange.events import Rejected
 from exchange.ledger import EXTERNAL, INSURANCE, clearing
 from exchange.positions import MarketAccount
+from exchange.risk import order_margin
 
 SEEDED_COMMANDS = 50_000
 """Per seed; two seeds make the issue's 100,000 commands per run."""
@@ -111,15 +118,32 @@ def check_liquidation(engine: Engine, cmd: Liquidate, events: list[EngineEvent])
     return len(steps)
 
 
+def check_order_margins(
+    engine: Engine, events: list[EngineEvent], reported: dict[tuple[int, str], int]
+) -> None:
+    """The ``OrderMarginChanged`` events, folded in ``reported``, give every account's order
+    margin as the engine reckons it: a reader of the event log sees the same figure."""
+    for event in events:
+        if isinstance(event, OrderMarginChanged):
+            assert reported.get((event.account, event.symbol), 0) != event.amount, event
+            reported[event.account, event.symbol] = event.amount
+    for symbol, market in engine.markets.items():
+        for account_id, account in engine.accounts_in(symbol):
+            held = order_margin(account, market.multiplier, market.fee_rate)
+            assert reported.get((account_id, symbol), 0) == held, (account_id, symbol)
+
+
 def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[Engine, int]:
     """The engine after ``commands``, checked at every step, and its liquidation step count."""
     engine = new_engine()
     liquidation_steps = 0
+    reported: dict[tuple[int, str], int] = {}
     for step, cmd in enumerate(commands):
         account = cmd.order.account if isinstance(cmd, OrderCommand) else None
         before = engine.available(account) if account is not None else 0
         events = engine.process(cmd)
         check_state(engine, recount=step % recount_every == 0)
+        check_order_margins(engine, events, reported)
         if isinstance(cmd, Liquidate):
             liquidation_steps += check_liquidation(engine, cmd, events)
         placed_by = checked_order(cmd, events)

@@ -80,6 +80,8 @@ async def test_deposit_place_query_amend_and_cancel(system: System) -> None:
         "asset": "USDT",
         "wallet": "5000.00000000",
         "isolated": "0.00000000",
+        "order_margin": "0.00000000",
+        "available": "5000.00000000",
     }
     assert (await trader.fail("deposit", amount="100000"))["code"] == "faucet_cap"
 
@@ -93,15 +95,23 @@ async def test_deposit_place_query_amend_and_cancel(system: System) -> None:
     order_id = order["order_id"]
     assert await trader.ok("open_orders", symbol="BTCUSDT") == [order]
     assert await trader.ok("order", symbol="BTCUSDT", order_id=order_id) == order
+    # the order holds 600 / 20x = 30 of initial margin and its 5 bp taker fee, 0.30 (no mark:
+    # no open loss), in the engine's reckoning, carried by its events
+    balances = await trader.ok("balances")
+    assert (balances["order_margin"], balances["available"]) == ("30.30000000", "4969.70000000")
 
     amended = await trader.ok(
         "amend_order", symbol="BTCUSDT", order_id=order_id, price="59000", qty="0.02"
     )
     assert (amended["price"], amended["qty"]) == ("59000.0", "0.020")
+    balances = await trader.ok("balances")  # 1,180 / 20 + 0.59
+    assert (balances["order_margin"], balances["available"]) == ("59.59000000", "4940.41000000")
 
     cancelled = await trader.ok("cancel_order", symbol="BTCUSDT", order_id=order_id)
     assert (cancelled["status"], cancelled["end_reason"]) == ("cancelled", "user")
     assert await trader.ok("open_orders") == []
+    balances = await trader.ok("balances")
+    assert (balances["order_margin"], balances["available"]) == ("0.00000000", "5000.00000000")
     again = await trader.fail("cancel_order", symbol="BTCUSDT", order_id=order_id)
     assert again["code"] == "unknown_order"
 

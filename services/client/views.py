@@ -160,6 +160,11 @@ class Balance(msgspec.Struct, frozen=True):
     """The cross wallet: deposits, realized PnL, fees and funding of cross positions."""
     isolated: Decimal
     """The sum of the isolated positions' wallets."""
+    order_margin: Decimal
+    """What the open orders hold (initial margin, fees and open loss)."""
+    available: Decimal
+    """What a new order may cost (Binance ``availableBalance``); negative when the mark has
+    moved against the account."""
 
 
 class BookUpdate(msgspec.Struct, frozen=True):

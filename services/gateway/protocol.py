@@ -441,6 +441,12 @@ class BalanceView(msgspec.Struct, frozen=True):
     """The cross wallet: deposits, realized PnL, fees and funding of cross positions."""
     isolated: str
     """The sum of the isolated positions' wallets."""
+    order_margin: str
+    """What the open orders hold (initial margin, fees and open loss; ``exchange.risk``)."""
+    available: str
+    """What a new order may cost (Binance ``availableBalance``): the cross wallet plus cross
+    unrealized PnL, less cross position margin and order margin; negative when the mark has
+    moved against the account. At the prices of the moment it is read."""
 
 
 class BookLevels(msgspec.Struct, frozen=True):

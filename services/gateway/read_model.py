@@ -27,6 +27,7 @@ from exchange.engine_events import (
     MarginModeChanged,
     MarkChanged,
     MarketEvent,
+    OrderMarginChanged,
     PositionUpdate,
     Transfer,
     TransferReason,
@@ -155,6 +156,9 @@ class AccountState:
     positions: dict[str, PositionState] = field(default_factory=dict)
     wallet: int = 0
     isolated: dict[str, int] = field(default_factory=dict)
+    order_margin: dict[str, int] = field(default_factory=dict)
+    """What its open orders hold, per market (``OrderMarginChanged``): for the available
+    balance."""
     liquidations: "deque[Stamped]" = field(default_factory=deque)
     """Its latest liquidation steps and ADL notices, newest first (bounded)."""
 
@@ -285,6 +289,10 @@ class ReadModel:
                 self.accounts[event.key_hash] = event.account
             elif isinstance(event, MarkChanged):
                 self.marks[event.symbol] = event.price
+            elif isinstance(event, OrderMarginChanged):
+                if event.symbol in self.specs:
+                    self.account(event.account).order_margin[event.symbol] = event.amount
+                    changes.balances[event.account] = None
             elif isinstance(event, Liquidation | Deleveraged):
                 if event.symbol in self.specs:
                     stamped = Stamped(event, self.time)

@@ -13,6 +13,7 @@ from exchange.engine_commands import MarginMode
 from exchange.engine_events import Deleveraged, Liquidation
 from exchange.events import BookDelta, Trade
 from exchange.market import MarketSpec
+from exchange.risk import Holding, available_balance
 from exchange.units import RATE_ONE, from_units
 from services.gateway import protocol
 from services.gateway.convert import Markets
@@ -128,11 +129,39 @@ class Views:
         )
 
     def balance(self, model: ReadModel, account: int) -> protocol.BalanceView:
+        """The wallets, and the available balance as the engine reckons it
+        (``risk.available_balance``) at the prices of the event log."""
         state = model.account(account)
+        holdings = [
+            Holding(held, True, 0, 0, 1, 0, 0)  # orders in a market it holds no position in
+            for symbol, held in state.order_margin.items()
+            if symbol not in state.positions
+        ]
+        for symbol, position in state.positions.items():
+            price = model.price(symbol)
+            pnl = 0
+            if price is not None and position.size:
+                multiplier = self.markets.specs[symbol].multiplier
+                pnl = margin.unrealized_pnl(
+                    position.size, position.entry_notional, price, multiplier
+                )
+            holdings.append(
+                Holding(
+                    state.order_margin.get(symbol, 0),
+                    position.mode is MarginMode.CROSS,
+                    position.size,
+                    position.entry_notional,
+                    position.leverage,
+                    pnl,
+                    state.isolated.get(symbol, 0),
+                )
+            )
         return protocol.BalanceView(
             asset=self.markets.settle_asset,
             wallet=self.money(state.wallet),
             isolated=self.money(sum(state.isolated.values())),
+            order_margin=self.money(sum(state.order_margin.values())),
+            available=self.money(available_balance(state.wallet, holdings)),
         )
 
     def book(
