@@ -54,7 +54,7 @@ from services.engine_main import load_markets
 from services.log_reader import follow
 from services.prices import PRICE_DECODER, PRICE_ENCODER, FundingRate, MarkTick
 from services.settings import Settings
-from services.wire import ENCODER, CommandBatch, CommandEnvelope, CommandResult, EventJoiner
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, CommandResult, EventBatch
 
 log = structlog.get_logger("funding")
 
@@ -99,8 +99,6 @@ class Funding:
     """The service: the oracle's points and the engine's answers in, settlements out."""
 
     def __init__(self, settings: Settings, specs: Sequence[MarketSpec]) -> None:
-        self._events = EventJoiner()
-        """Joins the parts of a split event record."""
         self.settings = settings
         self.markets = {
             spec.symbol: FundingMarket(
@@ -138,14 +136,7 @@ class Funding:
 
     # ----------------------------------------------------------------------------- inputs
 
-    def on_event_record(self, value: bytes) -> None:
-        try:
-            batch = self._events.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            log.warning("bad_event_record", error=str(error))
-            return
-        if batch is None:  # a part of a split record: the rest is still to come
-            return
+    def on_event_batch(self, batch: EventBatch) -> None:
         for result in batch.results:
             if result.id.startswith(_ID_PREFIX):
                 self._on_answer(result)

@@ -70,7 +70,7 @@ from services.risk_messages import (
     RiskMessage,
 )
 from services.settings import Settings
-from services.wire import ENCODER, CommandBatch, CommandEnvelope, CommandResult, EventJoiner
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, CommandResult, EventBatch
 
 log = structlog.get_logger("liquidator")
 
@@ -191,8 +191,6 @@ class Liquidator:
     """The service: the event log in, ``Liquidate`` commands and risk messages out."""
 
     def __init__(self, settings: Settings, specs: Sequence[MarketSpec]) -> None:
-        self._events = EventJoiner()
-        """Joins the parts of a split event record."""
         self.settings = settings
         self.health_port: int | None = None
         """Where ``/health/ready`` is served, once running."""
@@ -310,15 +308,8 @@ class Liquidator:
     def on_price_record(self, value: bytes) -> None:
         """Margin is judged at the engine's mark (``MarkChanged``), not at the oracle's."""
 
-    def on_event_record(self, value: bytes) -> None:
+    def on_event_batch(self, batch: EventBatch) -> None:
         read_at = time.perf_counter()
-        try:
-            batch = self._events.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            log.warning("bad_event_record", error=str(error))
-            return
-        if batch is None:  # a part of a split record: the rest is still to come
-            return
         self._offset = batch.offset
         self._time = max(self._time, batch.time)
         for result in batch.results:

@@ -11,10 +11,12 @@ high watermark, not ``end_offsets`` (wrong on the embedded broker: kafka-broker-
 import asyncio
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.settings import Settings
+from services.wire import EventBatch, EventJoiner
 
 log = structlog.get_logger("log_reader")
 
@@ -34,6 +36,7 @@ class LogReader:
         self.caught_up = False
         """Everything there was when the reader started has been returned by ``poll``."""
         self._ends: dict[TopicPartition, int | None] = dict.fromkeys((self.events, *self.prices))
+        self._joiner = EventJoiner()
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -44,10 +47,20 @@ class LogReader:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def poll(self, timeout_ms: int) -> tuple[list[bytes], list[bytes]]:
-        """The next records: event records, then price records (each partition in order)."""
+    async def poll(self, timeout_ms: int) -> tuple[list[EventBatch], list[bytes]]:
+        """The next records: the engine's event records, decoded and with split ones joined
+        (one that does not decode is logged and skipped), then the price records (each
+        partition in order)."""
         batches = await self.consumer.getmany(timeout_ms=timeout_ms)
-        events = [record.value or b"" for record in batches.get(self.events, ())]
+        events = []
+        for record in batches.get(self.events, ()):
+            try:
+                batch = self._joiner.decode(record.value or b"")
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                log.warning("bad_event_record", offset=record.offset, error=str(error))
+                continue
+            if batch is not None:
+                events.append(batch)
         prices = [
             record.value or b""
             for partition in self.prices
@@ -75,7 +88,7 @@ async def at_ends(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int | N
 class LogFollower(Protocol):
     """A service that rebuilds its state from both logs and emits only once caught up."""
 
-    def on_event_record(self, value: bytes) -> None: ...
+    def on_event_batch(self, batch: EventBatch) -> None: ...
 
     def on_price_record(self, value: bytes) -> None: ...
 
@@ -100,8 +113,8 @@ async def follow(settings: Settings, stop: asyncio.Event, follower: LogFollower,
         live = False
         while not stop.is_set():
             events, prices = await reader.poll(POLL_MS)
-            for value in events:
-                follower.on_event_record(value)
+            for batch in events:
+                follower.on_event_batch(batch)
             for value in prices:
                 follower.on_price_record(value)
             if reader.caught_up:

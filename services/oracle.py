@@ -35,7 +35,7 @@ from services.log_reader import follow
 from services.oracle_market import OracleMarket, OraclePoint
 from services.prices import PRICE_DECODER, PRICE_ENCODER, FundingRate, IndexTick, MarkTick
 from services.settings import Settings
-from services.wire import ENCODER, CommandBatch, CommandEnvelope, EventJoiner
+from services.wire import ENCODER, CommandBatch, CommandEnvelope, EventBatch
 
 log = structlog.get_logger("oracle")
 
@@ -62,8 +62,6 @@ class Oracle:
     """The service: logs in, points out (module docstring)."""
 
     def __init__(self, settings: Settings, specs: Sequence[MarketSpec]) -> None:
-        self._events = EventJoiner()
-        """Joins the parts of a split event record."""
         self.settings = settings
         self.markets: dict[str, OracleMarket] = {}
         for spec in specs:
@@ -103,14 +101,7 @@ class Oracle:
 
     # ----------------------------------------------------------------------------- inputs
 
-    def on_event_record(self, value: bytes) -> None:
-        try:
-            batch = self._events.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            log.warning("bad_event_record", error=str(error))
-            return
-        if batch is None:  # a part of a split record: the rest is still to come
-            return
+    def on_event_batch(self, batch: EventBatch) -> None:
         for result in batch.results:
             if result.duplicate:  # the first result's events again: nothing happened twice
                 continue
