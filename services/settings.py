@@ -223,6 +223,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Finished (filled, cancelled, expired) orders kept per account for the ``order`` query."""
     gateway_heartbeat_ms: int = 20_000
     """Websocket ping interval: a peer that stops answering is closed."""
+    binance_port: int = 8766
+    """Port of the Binance USDⓈ-M compatible API (``exchange binance``, docs/binance-api.md:
+    REST ``/fapi``, websockets, ``/health/*``), on ``gateway_host``; 0 picks a free one. It
+    shares the gateway's master key (API keys work on both) and its limits."""
 
     # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
     # what the exactly-once design rests on and what the embedded broker supports.
@@ -522,6 +526,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gateway_recent_fills": _integer(1, 1_000_000),
     "gateway_finished_orders": _integer(1, 1_000_000),
     "gateway_heartbeat_ms": _integer(100, 3_600_000),
+    "binance_port": _integer(0, 65_535),
     "request_timeout_ms": _integer(1_000, _MS_DAY),
     "producer_linger_ms": _integer(0, 60_000),
     "producer_max_batch_bytes": _integer(1_024, 1_048_576),
