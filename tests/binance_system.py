@@ -42,7 +42,12 @@ def ccxt_config(base: str, api_key: str = "", secret: str = "") -> dict[str, Any
                 "public": f"{base}/api/v3",
                 "private": f"{base}/api/v3",
                 "sapi": f"{base}/sapi/v1",
-                "ws": {"future": f"{ws}/ws", "ws-api": {"future": f"{ws}/ws-fapi/v1"}},
+                # newer ccxt reads "linear" (and adds /public, /market, /private), 4.4 "future"
+                "ws": {
+                    "linear": f"{ws}/ws",
+                    "future": f"{ws}/ws",
+                    "ws-api": {"linear": f"{ws}/ws-fapi/v1", "future": f"{ws}/ws-fapi/v1"},
+                },
             }
         },
         "options": {"defaultType": "swap"},
