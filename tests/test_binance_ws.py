@@ -159,3 +159,29 @@ async def test_stream_protocol(system: BinanceSystem) -> None:
 async def receive(ws: Any) -> Any:
     """The next frame's text, waited for at most ``WAIT_S``."""
     return (await asyncio.wait_for(ws.receive(), WAIT_S)).data
+
+
+async def test_websocket_api(system: BinanceSystem) -> None:
+    """``/ws-fapi/v1``: ccxt's ``create_order_ws``, ``fetch_order_ws`` and ``cancel_order_ws``
+    (signed over the sorted parameters), and a stale request refused with ``-1021``."""
+    api_key, secret = await system.account("10000")
+    client = ccxt.pro.binanceusdm(ccxt_config(system.url, api_key, secret))
+    try:
+        await client.load_markets()
+        placed = await client.create_order_ws(SYMBOL, "limit", "buy", 0.01, 59000)
+        assert placed["status"] == "open" and placed["price"] == 59000
+        fetched = await client.fetch_order_ws(placed["id"], SYMBOL)
+        assert fetched["id"] == placed["id"] and fetched["amount"] == 0.01
+        cancelled = await client.cancel_order_ws(placed["id"], SYMBOL)
+        assert cancelled["status"] == "canceled"
+        positions = await client.fetch_positions_ws([SYMBOL])
+        assert positions == []
+    finally:
+        await client.close()
+    url = system.url.replace("http", "ws", 1)
+    async with system.http.ws_connect(f"{url}/ws-fapi/v1") as ws:
+        params = {"apiKey": api_key, "timestamp": 1, "signature": "00" * 32}
+        await ws.send_str(json.dumps({"id": "x", "method": "account.status", "params": params}))
+        answer = json.loads(await receive(ws))
+        assert answer["id"] == "x" and answer["status"] == 400
+        assert answer["error"]["code"] == -1021  # the clock is checked before the signature
