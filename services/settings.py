@@ -132,10 +132,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Least time between two requotes: bounds the maker's command rate (one record each)."""
 
     up_without: str = ""
-    """Services ``exchange up`` leaves out, comma-separated: any of ``gateway``, ``oracle``,
-    ``funding``, ``feed``, ``market-maker`` (the engine always runs). ``feed,market-maker``
-    leaves the market to ``exchange replay`` (docs/replay.md): the feed's live-clock ticks
-    and the maker's quotes would mix with the replayed data."""
+    """Services ``exchange up`` leaves out, comma-separated: any of ``gateway``, ``binance``,
+    ``oracle``, ``funding``, ``feed``, ``market-maker`` (the engine always runs).
+    ``feed,market-maker`` leaves the market to ``exchange replay`` (docs/replay.md): the feed's
+    live-clock ticks and the maker's quotes would mix with the replayed data."""
 
     # The oracle and the funding service (docs/oracle-and-funding.md): index and mark from the
     # index ticks and the engine's book, funding from the premium the oracle publishes, all on
@@ -445,7 +445,7 @@ def _choice(values: Iterable[str]) -> Callable[[str], str]:
     return parse
 
 
-UP_OPTIONAL_SERVICES = ("gateway", "oracle", "funding", "feed", "market-maker")
+UP_OPTIONAL_SERVICES = ("gateway", "binance", "oracle", "funding", "feed", "market-maker")
 """The services of ``exchange up`` that ``EXCHANGE_UP_WITHOUT`` may leave out."""
 
 
