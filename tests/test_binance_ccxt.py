@@ -90,10 +90,13 @@ async def test_async_client_trades(system: BinanceSystem) -> None:
         )
         assert stop["triggerPrice"] == 55000
 
+        # ccxt 4.5 sends a stop to algoOrder, which lists it apart; 4.4 to order with stopPrice
+        algo = "algoId" in stop["info"]
         open_orders = await taker.fetch_open_orders(symbol)
-        assert [o["id"] for o in open_orders] == [reduce["id"]]
+        listed = [reduce["id"]] if algo else sorted([reduce["id"], stop["id"]], key=int)
+        assert [o["id"] for o in open_orders] == listed
         triggers = await taker.fetch_open_orders(symbol, params={"trigger": True})
-        assert [o["id"] for o in triggers] == [stop["id"]]
+        assert stop["id"] in [o["id"] for o in triggers]
         await taker.cancel_order(stop["id"], symbol, {"trigger": True})
         cancelled = await taker.cancel_order(reduce["id"], symbol)
         assert cancelled["status"] == "canceled"

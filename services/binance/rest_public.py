@@ -45,7 +45,7 @@ class PublicApi:
             Endpoint("GET", "/eapi/v1/exchangeInfo", none, self.no_options),
             Endpoint("GET", "/sapi/v1/margin/allPairs", none, self.empty),
             Endpoint("GET", "/sapi/v1/margin/isolated/allPairs", none, self.empty),
-            Endpoint("GET", "/sapi/v1/capital/config/getall", none, self.empty),
+            Endpoint("GET", "/sapi/v1/capital/config/getall", none, self.coins),
         ]
 
     async def ping(self, call: Call) -> object:
@@ -71,6 +71,32 @@ class PublicApi:
 
     async def empty(self, call: Call) -> object:
         return []
+
+    async def coins(self, call: Call) -> object:
+        """Binance's coin list (ccxt builds its currencies from it when it has a key, and
+        ccxt 4.4 needs the settlement asset among them to account fees): the assets of the
+        markets, with no deposit, withdrawal or network, since money here is paper."""
+        specs = self.c.markets.specs.values()
+        assets = sorted({a for s in specs for a in (s.base_asset, s.quote_asset, s.settle_asset)})
+        return [
+            {
+                "coin": asset,
+                "name": asset,
+                "depositAllEnable": False,
+                "withdrawAllEnable": False,
+                "free": "0",
+                "locked": "0",
+                "freeze": "0",
+                "withdrawing": "0",
+                "ipoing": "0",
+                "ipoable": "0",
+                "storage": "0",
+                "isLegalMoney": False,
+                "trading": True,
+                "networkList": [],
+            }
+            for asset in assets
+        ]
 
     async def depth(self, call: Call) -> object:
         symbol = self.c.spec_symbol(call.params)
