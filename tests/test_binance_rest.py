@@ -101,3 +101,96 @@ async def _raw(
     url = f"{system.url}{path}?{query}&signature={signature}"
     async with system.http.get(url, headers={"X-MBX-APIKEY": api_key}) as response:
         return response.status, await response.json()
+
+
+async def test_orders_income_and_listen_keys_over_raw_rest(system: BinanceSystem) -> None:
+    """``ACK`` against ``RESULT``, an algo order by its client id, the income history, and a
+    listen key's life."""
+    maker_key, maker_secret = await system.account("10000")
+    taker_key, taker_secret = await system.account("10000")
+    order = "/fapi/v1/order"
+    resting = await system.signed(
+        "POST",
+        order,
+        maker_key,
+        maker_secret,
+        symbol="BTCUSDT",
+        side="SELL",
+        type="LIMIT",
+        quantity="0.020",
+        price="60000",
+        timeInForce="GTC",
+        newClientOrderId="my-ask-1",
+    )
+    assert (resting["clientOrderId"], resting["status"], resting["price"]) == (
+        "my-ask-1",
+        "NEW",
+        "60000.0",
+    )
+    ack = await system.signed(
+        "POST",
+        order,
+        taker_key,
+        taker_secret,
+        symbol="BTCUSDT",
+        side="BUY",
+        type="MARKET",
+        quantity="0.010",
+        newOrderRespType="ACK",
+    )
+    assert (ack["status"], ack["executedQty"]) == ("NEW", "0")  # as accepted
+    result = await system.signed(
+        "GET", order, taker_key, taker_secret, symbol="BTCUSDT", orderId=ack["orderId"]
+    )
+    assert (result["status"], result["executedQty"], result["avgPrice"]) == (
+        "FILLED",
+        "0.010",
+        "60000.00000",
+    )
+    found = await system.signed(
+        "GET", order, maker_key, maker_secret, symbol="BTCUSDT", origClientOrderId="my-ask-1"
+    )
+    assert (found["orderId"], found["status"]) == (resting["orderId"], "PARTIALLY_FILLED")
+
+    algo = await system.signed(
+        "POST",
+        "/fapi/v1/algoOrder",
+        taker_key,
+        taker_secret,
+        algoType="CONDITIONAL",
+        symbol="BTCUSDT",
+        side="SELL",
+        type="STOP_MARKET",
+        quantity="0.010",
+        triggerPrice="55000",
+        reduceOnly="true",
+        clientAlgoId="my-stop",
+    )
+    assert (algo["algoStatus"], algo["triggerPrice"], algo["clientAlgoId"]) == (
+        "NEW",
+        "55000.0",
+        "my-stop",
+    )
+    listed = await system.signed("GET", "/fapi/v1/openAlgoOrders", taker_key, taker_secret)
+    assert [a["algoId"] for a in listed] == [algo["algoId"]]
+    assert await system.signed("GET", "/fapi/v1/openOrders", taker_key, taker_secret) == []
+    cancelled = await system.signed(
+        "DELETE", "/fapi/v1/algoOrder", taker_key, taker_secret, algoId=algo["algoId"]
+    )
+    assert cancelled["code"] == "200"
+
+    income = await system.signed("GET", "/fapi/v1/income", taker_key, taker_secret)
+    assert [(i["incomeType"], i["income"]) for i in income] == [
+        ("TRANSFER", "10000.00000000"),
+        ("COMMISSION", "-0.30000000"),  # 0.05 % of 600 USDT
+    ]
+
+    status, body = await system.request("POST", "/fapi/v1/listenKey", taker_key)
+    key = body["listenKey"]
+    assert status == 200 and len(key) >= 32
+    status, again = await system.request("POST", "/fapi/v1/listenKey", taker_key)
+    assert again["listenKey"] == key  # one key per account, as on Binance
+    assert (await system.request("PUT", "/fapi/v1/listenKey", taker_key))[0] == 200
+    assert (await system.request("DELETE", "/fapi/v1/listenKey", taker_key))[0] == 200
+    status, body = await system.request("PUT", "/fapi/v1/listenKey", taker_key)
+    assert (status, body["code"]) == (400, -1125)
