@@ -73,7 +73,6 @@ class Context:
     history: dict[str, MarketHistory]
     client_orders: ClientOrders
     income: IncomeBook
-    default_leverage: int
 
     def spec_symbol(self, params: Params) -> str:
         """The ``symbol`` parameter, a market served here (``-1121`` otherwise)."""

@@ -80,7 +80,6 @@ class BinanceFront(Gateway):
             history=self.history,
             client_orders=ClientOrders(),
             income=IncomeBook(),
-            default_leverage=settings.default_leverage,
         )
         self.market_streams = MarketStreams(self.context)
         self.user_streams = UserStreams(self.context)
