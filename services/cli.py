@@ -43,6 +43,10 @@ SERVICES = {
         "services.gateway.server:run_gateway",
         "serve the websocket API (docs/gateway-protocol.md) on EXCHANGE_GATEWAY_PORT",
     ),
+    "binance": (
+        "services.binance.server:run_binance",
+        "serve a Binance USDⓈ-M compatible API (docs/binance-api.md) on EXCHANGE_BINANCE_PORT",
+    ),
     "oracle": (
         "services.oracle:run_oracle",
         "publish index and mark prices and send the engine the mark, on event time",

@@ -132,10 +132,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Least time between two requotes: bounds the maker's command rate (one record each)."""
 
     up_without: str = ""
-    """Services ``exchange up`` leaves out, comma-separated: any of ``gateway``, ``oracle``,
-    ``funding``, ``feed``, ``market-maker`` (the engine always runs). ``feed,market-maker``
-    leaves the market to ``exchange replay`` (docs/replay.md): the feed's live-clock ticks
-    and the maker's quotes would mix with the replayed data."""
+    """Services ``exchange up`` leaves out, comma-separated: any of ``gateway``, ``binance``,
+    ``oracle``, ``funding``, ``feed``, ``market-maker`` (the engine always runs).
+    ``feed,market-maker`` leaves the market to ``exchange replay`` (docs/replay.md): the feed's
+    live-clock ticks and the maker's quotes would mix with the replayed data."""
 
     # The oracle and the funding service (docs/oracle-and-funding.md): index and mark from the
     # index ticks and the engine's book, funding from the premium the oracle publishes, all on
@@ -223,6 +223,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Finished (filled, cancelled, expired) orders kept per account for the ``order`` query."""
     gateway_heartbeat_ms: int = 20_000
     """Websocket ping interval: a peer that stops answering is closed."""
+    binance_port: int = 8766
+    """Port of the Binance USDⓈ-M compatible API (``exchange binance``, docs/binance-api.md:
+    REST ``/fapi``, websockets, ``/health/*``), on ``gateway_host``; 0 picks a free one. It
+    shares the gateway's master key (API keys work on both) and its limits."""
 
     # Clients. acks="all", no idempotence and no transactions are fixed, not tunable: they are
     # what the exactly-once design rests on and what the embedded broker supports.
@@ -441,7 +445,7 @@ def _choice(values: Iterable[str]) -> Callable[[str], str]:
     return parse
 
 
-UP_OPTIONAL_SERVICES = ("gateway", "oracle", "funding", "feed", "market-maker")
+UP_OPTIONAL_SERVICES = ("gateway", "binance", "oracle", "funding", "feed", "market-maker")
 """The services of ``exchange up`` that ``EXCHANGE_UP_WITHOUT`` may leave out."""
 
 
@@ -522,6 +526,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gateway_recent_fills": _integer(1, 1_000_000),
     "gateway_finished_orders": _integer(1, 1_000_000),
     "gateway_heartbeat_ms": _integer(100, 3_600_000),
+    "binance_port": _integer(0, 65_535),
     "request_timeout_ms": _integer(1_000, _MS_DAY),
     "producer_linger_ms": _integer(0, 60_000),
     "producer_max_batch_bytes": _integer(1_024, 1_048_576),

@@ -34,9 +34,19 @@ from services.settings import Settings, env_var
 
 log = structlog.get_logger("up")
 
-SERVICES = ("engine", "gateway", "oracle", "funding", "liquidator", "feed", "market-maker")
+SERVICES = (
+    "engine",
+    "gateway",
+    "binance",
+    "oracle",
+    "funding",
+    "liquidator",
+    "feed",
+    "market-maker",
+)
 """Started in this order, stopped in the reverse one: the engine first, as everything else
-sends it commands; the gateway, so that clients can connect once the banner says so; the
+sends it commands; the gateway and the Binance front, so that clients can connect once the
+banner says so; the
 oracle, then the funding service (which samples the oracle's points) and the liquidation
 service, before the feed, so that they follow its ticks from the first; the maker last. Stopped
 the other way round, no service is left sending to one that has stopped."""
@@ -103,11 +113,14 @@ def _banner(
 ) -> str:
     markets = ", ".join(spec.symbol for spec in load_markets(settings.markets_file))
     websocket = f"ws://{settings.gateway_host}:{settings.gateway_port}/ws"
+    binance = f"http://{settings.gateway_host}:{settings.binance_port}"
     return "\n".join(
         [
             "The exchange is up.",
             f"  websocket API:           {websocket if 'gateway' not in left_out else '-'}",
             "                           (docs/gateway-protocol.md)",
+            f"  Binance USDⓈ-M API:      {binance if 'binance' not in left_out else '-'}",
+            "                           (/fapi REST and websockets, docs/binance-api.md)",
             f"  broker (Kafka protocol): {settings.bootstrap_servers}",
             f"  commands topic:          {settings.commands_topic}",
             f"  events topic:            {settings.events_topic}",
@@ -150,6 +163,7 @@ async def _run(
     stop: asyncio.Event,
 ) -> int:
     health_port, gateway_port = _free_port(), settings.gateway_port or _free_port()
+    binance_port = settings.binance_port or _free_port()
     liquidator_port = _free_port()
     overrides = {
         "bootstrap_servers": broker.bootstrap,
@@ -158,12 +172,16 @@ async def _run(
         "health_host": "127.0.0.1",
         "liquidator_health_port": str(liquidator_port),
         "gateway_port": str(gateway_port),
+        "binance_port": str(binance_port),
         # A key per run unless one is set: this exchange's accounts live as long as its broker.
         "gateway_master_key": settings.gateway_master_key or secrets.token_hex(32),
     }
     env = dict(os.environ) | {env_var(name): value for name, value in overrides.items()}
     settings = msgspec.structs.replace(
-        settings, bootstrap_servers=broker.bootstrap, gateway_port=gateway_port
+        settings,
+        bootstrap_servers=broker.bootstrap,
+        gateway_port=gateway_port,
+        binance_port=binance_port,
     )
     await create_topics(broker.bootstrap, settings)
     health_url = f"http://127.0.0.1:{health_port}/health/ready"
@@ -175,9 +193,10 @@ async def _run(
         services.append(Service(name, env))
         if name == "engine":
             await _wait_ready(health_url, services[-1], timeout_s=60)
-        if name == "gateway":
-            gateway_health = f"http://{settings.gateway_host}:{gateway_port}/health/ready"
-            await _wait_ready(gateway_health, services[-1], timeout_s=60)
+        if name in ("gateway", "binance"):
+            port = gateway_port if name == "gateway" else binance_port
+            front_health = f"http://{settings.gateway_host}:{port}/health/ready"
+            await _wait_ready(front_health, services[-1], timeout_s=60)
     liquidator_url = None
     if "liquidator" not in left_out:
         liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"

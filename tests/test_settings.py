@@ -119,6 +119,7 @@ def test_every_field_is_read_from_its_variable() -> None:
         gateway_recent_fills=10,
         gateway_finished_orders=10,
         gateway_heartbeat_ms=5_000,
+        binance_port=9766,
     )
     defaults = msgspec.structs.asdict(Settings())
     assert all(v != defaults[k] for k, v in msgspec.structs.asdict(wanted).items())

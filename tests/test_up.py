@@ -18,9 +18,9 @@ from gateway_system import Client
 EXCHANGE = Path(sys.executable).parent / "exchange"
 
 
-def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str, str]:
+def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str, str, str]:
     """Run ``exchange up`` and wait (bounded) for its banner; return it, the broker's address,
-    the websocket URL and the liquidation service's readiness URL."""
+    the websocket URL, the liquidation service's readiness URL and the Binance front's URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env["EXCHANGE_FEED_SPEED"] = "20"
     up = subprocess.Popen(
@@ -39,14 +39,15 @@ def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str, str]:
     broker = re.search(r"broker \(Kafka protocol\): (\S+)", banner)
     websocket = re.search(r"websocket API: +(ws://\S+)", banner)
     liquidator = re.search(r"liquidation service: +(http://\S+)", banner)
-    assert broker and websocket and liquidator, banner
-    return up, broker.group(1), websocket.group(1), liquidator.group(1)
+    binance = re.search(r"Binance USDⓈ-M API: +(http://\S+)", banner)
+    assert broker and websocket and liquidator and binance, banner
+    return up, broker.group(1), websocket.group(1), liquidator.group(1), binance.group(1)
 
 
 async def test_up_runs_an_exchange_a_user_can_trade_on(tmp_path: Path) -> None:
     """A user's first minute: connect to the URL the banner prints, make an account, sign in,
     take paper money, and buy from the market maker at market."""
-    up, bootstrap, url, liquidator = start_up(tmp_path)
+    up, bootstrap, url, liquidator, binance = start_up(tmp_path)
     try:
         async with aiohttp.ClientSession() as session:
             client = Client(await session.ws_connect(url))
@@ -70,6 +71,10 @@ async def test_up_runs_an_exchange_a_user_can_trade_on(tmp_path: Path) -> None:
             held = [(p["symbol"], p["size"]) for p in positions if p["size"] != "0.000"]
             assert held == [("BTCUSDT", "0.001")]
             await client.close()
+            # the Binance front serves the same markets
+            async with session.get(f"{binance}/fapi/v1/exchangeInfo") as response:
+                symbols = [s["symbol"] for s in (await response.json())["symbols"]]
+                assert response.status == 200 and "BTCUSDT" in symbols
             while True:  # the liquidation service follows the logs: it values the user's position
                 # (the banner comes once engine and gateway are ready; this service may still
                 # be starting on a busy machine, its port not yet open)

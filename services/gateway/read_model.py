@@ -146,6 +146,8 @@ class Changes:
     """(account, its liquidation step or ADL notice): the liquidated account for a step, the
     counterparty for a notice."""
     insurance: list[InsuranceMovement] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    """Every ledger transfer of the command, for fronts that show an income history."""
 
 
 @dataclass
@@ -423,6 +425,7 @@ class ReadModel:
                 self._touch(order, changes)
 
     def _transfer(self, transfer: Transfer, changes: Changes) -> None:
+        changes.transfers.append(transfer)
         if INSURANCE in (transfer.source, transfer.target):
             change = transfer.amount if transfer.target == INSURANCE else -transfer.amount
             self.insurance += change

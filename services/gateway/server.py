@@ -34,15 +34,15 @@ from services.gateway.config import GatewayConfig, gateway_config
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.log_follower import LogFollower, Pair
-from services.gateway.price_board import PriceBoard
-from services.gateway.read_model import ReadModel
+from services.gateway.price_board import PriceBoard, PriceKind
+from services.gateway.read_model import Changes, ReadModel
 from services.gateway.session import Session
 from services.gateway.streams import Streams
 from services.gateway.topic_follower import TopicFollower
 from services.gateway.views import Views
 from services.health import health_routes
 from services.prices import PRICE_DECODER
-from services.risk_messages import RISK_DECODER
+from services.risk_messages import RISK_DECODER, RiskMessage
 from services.settings import Settings
 
 log = structlog.get_logger("gateway")
@@ -59,7 +59,11 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
     config = gateway_config(settings)
     specs = load_markets(settings.markets_file)
     await create_topics(settings.bootstrap_servers, settings)
-    gateway = Gateway(config, settings, specs)
+    await serve(Gateway(config, settings, specs), stop)
+
+
+async def serve(gateway: "Gateway", stop: asyncio.Event) -> None:
+    """Run ``gateway`` (or a front built on it) until ``stop`` is set."""
     # As the engine does (engine_main): a request makes many short-lived objects and the read
     # model keeps many long-lived ones, so the young generation is collected less often, and
     # what the catch-up built is frozen once read, never rescanned. With the defaults, under
@@ -131,8 +135,27 @@ class Gateway:
         self.slow_disconnects = 0
         self._sockets: dict[web.WebSocketResponse, Connection] = {}
         app = web.Application()
-        app.add_routes([web.get("/ws", self._websocket), *health_routes(self.status)])
+        app.add_routes([*self.routes(), *health_routes(self.status)])
         self._runner = web.AppRunner(app, access_log=None)
+
+    def routes(self) -> list[web.RouteDef]:
+        """What the port serves beside the health checks: the native websocket. A front that
+        speaks another protocol over the same logs and model (``services.binance``) serves its
+        own routes instead, and pushes its own frames (``publish``, ``publish_price``,
+        ``publish_risk``)."""
+        return [web.get("/ws", self._websocket)]
+
+    def publish(self, changes: Changes) -> None:
+        """Push what one command changed (called right after the read model applied it)."""
+        self.streams.publish(changes)
+
+    def publish_price(self, kind: PriceKind, symbol: str) -> None:
+        """Push what a price message just taken by the board changed."""
+        self.streams.publish_price(kind, symbol)
+
+    def publish_risk(self, message: RiskMessage) -> None:
+        """Push what a risk-topic message changed."""
+        self.streams.publish_risk(message)
 
     def status(self) -> tuple[bool, GatewayStatus]:
         status = GatewayStatus(
@@ -197,13 +220,13 @@ class Gateway:
             for message in await self.price_follower.poll(_POLL_MS):
                 kind = self.board.apply(message)
                 if kind is not None:
-                    self.streams.publish_price(kind, message.symbol)
+                    self.publish_price(kind, message.symbol)
 
     async def _follow_risk(self, stop: asyncio.Event) -> None:
         """Take every margin call and ADL indicator, and push each to its account at once."""
         while not stop.is_set():
             for message in await self.risk_follower.poll(_POLL_MS):
-                self.streams.publish_risk(message)
+                self.publish_risk(message)
 
     def _apply(self, pair: Pair) -> None:
         """Fold one event record in; after each command's result, answer its request (if it
@@ -220,7 +243,7 @@ class Gateway:
             )
             changes = self.model.apply(result, command, time)
             self.sender.resolve(result)
-            self.streams.publish(changes)
+            self.publish(changes)
         self.model.offset = events.offset
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:

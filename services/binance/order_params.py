@@ -1,0 +1,139 @@
+"""A Binance order's parameters as the engine's ``PlaceOrder``: Binance's names, enums and units
+to ours, each refusal a Binance error naming the parameter. Pure.
+
+Both ways conditional orders arrive are read: ``/fapi/v1/order`` with ``stopPrice`` and
+``activationPrice`` (ccxt 4.4 and most bots) and ``/fapi/v1/algoOrder`` with ``triggerPrice``,
+``activatePrice`` and ``quantity``/``clientAlgoId`` (newer ccxt). A trailing stop's
+``callbackRate`` is in percent on Binance ("1" is 1 %) and a fraction here.
+"""
+
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from exchange import commands as core
+from exchange import engine_commands as engine
+from exchange.market import MarketSpec
+from exchange.orders import Side as CoreSide
+from exchange.orders import StpMode, TimeInForce, TriggerBy
+from exchange.units import UnitError, rate_from_str, to_units
+from services.binance import client_orders, errors
+from services.binance.errors import BinanceError
+from services.binance.formats import FROM_BINANCE_TYPE
+from services.binance.params import Params
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class BinanceType(StrEnum):
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+    STOP = "STOP"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
+
+
+class Tif(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    GTX = "GTX"
+
+
+class WorkingType(StrEnum):
+    MARK_PRICE = "MARK_PRICE"
+    CONTRACT_PRICE = "CONTRACT_PRICE"
+
+
+class Stp(StrEnum):
+    NONE = "NONE"
+    EXPIRE_TAKER = "EXPIRE_TAKER"
+    EXPIRE_MAKER = "EXPIRE_MAKER"
+    EXPIRE_BOTH = "EXPIRE_BOTH"
+
+
+class RespType(StrEnum):
+    ACK = "ACK"
+    RESULT = "RESULT"
+
+
+def units(text: str, step: Decimal, name: str) -> int:
+    """A decimal on its grid; Binance's ``-1111`` (precision) when it is off it."""
+    try:
+        return to_units(text, step, name)
+    except UnitError as error:
+        raise BinanceError(errors.BAD_PRECISION, f"{name}: {error}") from None
+
+
+def callback_rate(text: str) -> int:
+    """Binance's percent as our fraction: "1" → 0.01."""
+    try:
+        fraction = Decimal(text) / 100
+        return rate_from_str(format(fraction, "f"))
+    except (InvalidOperation, UnitError) as error:
+        raise errors.bad_value("callbackRate", str(error)) from None
+
+
+def client_id(params: Params, *names: str) -> str | None:
+    text = params.first(names)
+    return None if text is None else client_orders.check(text)
+
+
+def place(
+    params: Params, spec: MarketSpec, account: int, *, algo: bool
+) -> tuple[engine.OrderCommand, RespType]:
+    """The command of a new order, and the answer it asked for."""
+    side = params.choice("side", Side, errors.INVALID_SIDE)
+    if side is None:
+        raise errors.mandatory("side")
+    kind = params.choice("type", BinanceType, errors.INVALID_ORDER_TYPE)
+    if kind is None:
+        raise errors.mandatory("type")
+    if params.boolean("closePosition"):
+        raise BinanceError(
+            errors.PARAM_NOT_REQUIRED,
+            "closePosition is not supported here: send quantity with reduceOnly=true.",
+        )
+    position_side = params.text("positionSide")
+    if position_side is not None and position_side.upper() != "BOTH":
+        raise BinanceError(
+            errors.INVALID_POSITION_SIDE,
+            "Order's position side does not match user's setting (one-way mode: BOTH).",
+        )
+    price_match = params.text("priceMatch")
+    if price_match is not None and price_match.upper() != "NONE":
+        raise BinanceError(errors.PARAM_NOT_REQUIRED, "priceMatch is not supported here.")
+    tif = params.choice("timeInForce", Tif, errors.INVALID_TIF) or Tif.GTC
+    working = params.choice("workingType", WorkingType) or WorkingType.CONTRACT_PRICE
+    stp = params.choice("selfTradePreventionMode", Stp)
+    quantity = params.required("quantity")
+    price = params.text("price")
+    trigger_names = ("triggerPrice", "stopPrice") if algo else ("stopPrice", "triggerPrice")
+    stop_price = params.first(trigger_names)
+    activation = params.first(("activatePrice", "activationPrice"))
+    callback = params.text("callbackRate")
+    response = params.choice("newOrderRespType", RespType) or RespType.ACK
+    order = core.PlaceOrder(
+        order_id=0,
+        account=account,
+        side=CoreSide.BUY if side is Side.BUY else CoreSide.SELL,
+        qty=units(quantity, spec.lot, "quantity"),
+        type=FROM_BINANCE_TYPE[kind.value],
+        price=None
+        if price is None or kind is BinanceType.MARKET
+        else units(price, spec.tick, "price"),
+        tif=TimeInForce(tif.value),
+        stop_price=None if stop_price is None else units(stop_price, spec.tick, "stopPrice"),
+        activation_price=(
+            None if activation is None else units(activation, spec.tick, "activationPrice")
+        ),
+        callback_rate=None if callback is None else callback_rate(callback),
+        trigger=TriggerBy.MARK if working is WorkingType.MARK_PRICE else TriggerBy.LAST,
+        reduce_only=params.boolean("reduceOnly"),
+        stp=StpMode.EXPIRE_TAKER if stp is None else StpMode(stp.value),
+    )
+    return engine.OrderCommand(symbol=spec.symbol, order=order), response

@@ -1,0 +1,130 @@
+"""The engine and the Binance front in process against the session broker, paper accounts made
+through the front, and ccxt's ``binanceusdm`` configured for it through its configuration dict
+alone: shared by the Binance front's tests.
+
+Why ccxt itself: it is the client bots use, so the front is right when ccxt, unchanged, can
+load its markets and trade (the issue's proof). Its sync client blocks, so tests run it in a
+thread (``asyncio.to_thread``) while this loop serves the front.
+"""
+
+import asyncio
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from gateway_system import MASTER_KEY, WAIT_S, until
+from topics import fresh_settings
+
+from exchange.default_markets import DEFAULT_MARKETS
+from services.binance.server import BinanceFront
+from services.binance.signing import sign
+from services.engine_service import EngineService
+from services.gateway.config import gateway_config
+
+
+def ccxt_config(base: str, api_key: str = "", secret: str = "") -> dict[str, Any]:
+    """What a bot author gives ``ccxt.binanceusdm(...)`` to trade here (README, *Bots*)."""
+    ws = base.replace("http", "ws", 1)
+    return {
+        "apiKey": api_key,
+        "secret": secret,
+        "urls": {
+            "api": {
+                "fapiPublic": f"{base}/fapi/v1",
+                "fapiPublicV2": f"{base}/fapi/v2",
+                "fapiPublicV3": f"{base}/fapi/v3",
+                "fapiPrivate": f"{base}/fapi/v1",
+                "fapiPrivateV2": f"{base}/fapi/v2",
+                "fapiPrivateV3": f"{base}/fapi/v3",
+                "fapiData": f"{base}/futures/data",
+                "public": f"{base}/api/v3",
+                "private": f"{base}/api/v3",
+                "sapi": f"{base}/sapi/v1",
+                # newer ccxt reads "linear" (and adds /public, /market, /private), 4.4 "future"
+                "ws": {
+                    "linear": f"{ws}/ws",
+                    "future": f"{ws}/ws",
+                    "ws-api": {"linear": f"{ws}/ws-fapi/v1", "future": f"{ws}/ws-fapi/v1"},
+                },
+            }
+        },
+        "options": {"defaultType": "swap"},
+    }
+
+
+class BinanceSystem:
+    """Broker topics of this test, the engine and one Binance front, started and stopped
+    together. ``config``: gateway settings without their ``gateway_`` prefix."""
+
+    def __init__(self, bootstrap: str, snapshot_dir: Path, **config: Any) -> None:
+        self.bootstrap = bootstrap
+        self.snapshot_dir = snapshot_dir
+        self.config_changes = {"gateway_" + name: value for name, value in config.items()}
+        self.stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> "BinanceSystem":
+        self.settings = await fresh_settings(
+            self.bootstrap,
+            gateway_port=0,
+            binance_port=0,
+            gateway_master_key=MASTER_KEY,
+            **self.config_changes,
+        )
+        self.engine = EngineService(
+            bootstrap=self.bootstrap,
+            commands_topic=self.settings.commands_topic,
+            events_topic=self.settings.events_topic,
+            snapshot_path=self.snapshot_dir / "engine.snap",
+            specs=DEFAULT_MARKETS,
+            faucet_cap=self.settings.faucet_cap,
+        )
+        self._tasks.append(asyncio.create_task(self.engine.run(self.stop)))
+        await asyncio.wait_for(self.engine.ready.wait(), WAIT_S)
+        config = gateway_config(self.settings)
+        self.front = BinanceFront(config, self.settings, DEFAULT_MARKETS)
+        self._tasks.append(asyncio.create_task(self.front.run(self.stop)))
+        await asyncio.wait_for(until(lambda: self.front.ready), WAIT_S)
+        self.url = f"http://127.0.0.1:{self.front.port}"
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.http.close()
+        self.stop.set()
+        await asyncio.wait_for(asyncio.gather(*self._tasks), WAIT_S)
+
+    async def account(self, deposit: str = "10000") -> tuple[str, str]:
+        """A new paper account with ``deposit`` USDT: its API key and secret."""
+        async with self.http.post(f"{self.url}/paper/v1/account") as response:
+            created = await response.json()
+            assert response.status == 200, created
+        api_key, secret = created["apiKey"], created["secretKey"]
+        await self.signed("POST", "/paper/v1/deposit", api_key, secret, amount=deposit)
+        return api_key, secret
+
+    async def signed(self, method: str, path: str, api_key: str, secret: str, **params: Any) -> Any:
+        """A signed request (parameters in the query string), its JSON answer; asserts 200."""
+        status, body = await self.request(method, path, api_key, secret, **params)
+        assert status == 200, body
+        return body
+
+    async def request(
+        self, method: str, path: str, api_key: str = "", secret: str = "", **params: Any
+    ) -> tuple[int, Any]:
+        query = "&".join(f"{key}={value}" for key, value in params.items())
+        if secret:
+            query = f"{query}&timestamp={int(time.time() * 1000)}".lstrip("&")
+            query += f"&signature={sign(secret, query)}"
+        headers = {"X-MBX-APIKEY": api_key} if api_key else {}
+        async with self.http.request(
+            method, f"{self.url}{path}?{query}", headers=headers
+        ) as response:
+            return response.status, await response.json()

@@ -1,0 +1,99 @@
+"""The Binance front's pure parts: parameters, order translation, signatures of the WebSocket
+API, error codes, candles. No broker: these are the rules the end-to-end tests rely on."""
+
+import pytest
+
+from exchange.default_markets import BTCUSDT
+from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+from exchange.units import RATE_ONE
+from services.binance import errors, order_params, signing
+from services.binance.errors import BinanceError
+from services.binance.market_history import MINUTE_MS, Candles
+from services.binance.params import Params, parse
+from services.gateway.protocol import Failure
+
+
+def test_query_and_body_merge_and_unknown_parameters_stay_unread() -> None:
+    params = Params(parse("symbol=BTCUSDT&quantity=1", "quantity=2&newThing=x"))
+    assert params.required("symbol") == "BTCUSDT" and params.required("quantity") == "2"
+    with pytest.raises(BinanceError) as missing:
+        params.required("price")
+    assert missing.value.code == -1102
+
+
+def test_a_binance_order_becomes_the_engines() -> None:
+    params = Params(
+        {
+            "side": "SELL",
+            "type": "TRAILING_STOP_MARKET",
+            "quantity": "0.010",
+            "callbackRate": "1.5",
+            "activationPrice": "62000",
+            "workingType": "MARK_PRICE",
+            "reduceOnly": "true",
+            "selfTradePreventionMode": "EXPIRE_BOTH",
+            "newOrderRespType": "RESULT",
+        }
+    )
+    command, response = order_params.place(params, BTCUSDT, 7, algo=False)
+    order = command.order
+    assert response is order_params.RespType.RESULT
+    assert (order.side, order.type, order.qty) == (Side.SELL, OrderType.TRAILING_STOP_MARKET, 10)
+    assert order.callback_rate == RATE_ONE * 15 // 1000  # 1.5 % is 0.015
+    assert order.activation_price == 620_000 and order.trigger is TriggerBy.MARK
+    assert order.reduce_only and order.stp is StpMode.EXPIRE_BOTH and order.account == 7
+
+
+def test_algo_orders_name_the_trigger_price_trigger_price() -> None:
+    params = Params(
+        {"side": "BUY", "type": "STOP", "quantity": "1", "price": "61000", "triggerPrice": "60500"}
+    )
+    command, response = order_params.place(params, BTCUSDT, 1, algo=True)
+    assert command.order.type is OrderType.STOP_LIMIT and command.order.stop_price == 605_000
+    assert command.order.tif is TimeInForce.GTC and response is order_params.RespType.ACK
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"price": "60000.05"}, -1111),  # off the tick: refused, never rounded
+        ({"side": "LONG"}, -1117),
+        ({"type": "ICEBERG"}, -1116),
+        ({"timeInForce": "GTD"}, -1115),
+        ({"positionSide": "LONG"}, -4061),
+        ({"closePosition": "true"}, -1106),
+        ({"newClientOrderId": "bad id!"}, -1100),
+    ],
+)
+def test_refusals_name_binance_codes(changes: dict[str, str], code: int) -> None:
+    params = {"side": "BUY", "type": "LIMIT", "quantity": "1", "price": "60000"} | changes
+    with pytest.raises(BinanceError) as refused:
+        order_params.place(Params(params), BTCUSDT, 1, algo=False)
+        order_params.client_id(Params(params), "newClientOrderId")
+    assert refused.value.code == code
+
+
+def test_websocket_api_signs_the_sorted_parameters() -> None:
+    params = {"symbol": "BTCUSDT", "apiKey": "k", "timestamp": 5, "reduceOnly": True}
+    assert signing.ws_payload(params | {"signature": "x"}) == (
+        "apiKey=k&reduceOnly=true&symbol=BTCUSDT&timestamp=5"
+    )
+
+
+def test_engine_reasons_as_binance_codes() -> None:
+    assert errors.from_failure(Failure("insufficient_margin", "m")).code == -2019
+    assert errors.from_failure(Failure("unknown_order", "m"), cancelling=True).code == -2011
+    assert errors.from_failure(Failure("unknown_order", "m")).code == -2013
+    limited = errors.from_failure(Failure("rate_limited", "m", 1_500))
+    assert (limited.code, limited.status, limited.retry_after_s) == (-1003, 429, 2)
+
+
+def test_candles_merge_minutes_into_wider_intervals() -> None:
+    candles = Candles(minutes=10)
+    for minute, price in enumerate([100, 105, 95, 102]):
+        candles.add(minute * MINUTE_MS + 1, price, qty=2, taker_buy=minute % 2 == 0)
+    (five,) = candles.query(5 * MINUTE_MS, None, None, 10)
+    assert (five.open, five.high, five.low, five.close) == (100, 105, 95, 102)
+    assert (five.volume, five.count, five.taker_buy_volume) == (8, 4, 4)
+    assert [c.open for c in candles.query(MINUTE_MS, 2 * MINUTE_MS, None, 1)] == [95]
+    assert [c.open for c in candles.query(MINUTE_MS, None, None, 2)] == [95, 102]
