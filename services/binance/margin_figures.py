@@ -2,12 +2,10 @@
 integers (minor units, ticks), from the read model. Pure.
 
 The same ``exchange.margin`` formulas the engine uses, at the engine's price (its mark, else
-the last trade: ``ReadModel.price``). Two figures are estimates, because the events do not carry
-what the engine holds for open orders: ``open_order_margin`` is each resting limit order's
-notional at its price over the leverage (conditional orders hold none until they trigger, as on
-Binance), and ``available`` is what is left of the cross margin balance after the positions'
-and orders' initial margin. The engine's own pre-trade check is the authority: an order the
-estimate allows can still be refused with ``-2019``.
+the last trade: ``ReadModel.price``). ``open_order_margin`` is what the engine holds for the
+open orders (its ``OrderMarginChanged`` events: initial margin, fee and open loss), and
+``available`` is the engine's own available balance (``risk.available_balance``), so an order
+within it passes the engine's pre-trade check at the same prices.
 """
 
 from dataclasses import dataclass, field
@@ -15,7 +13,7 @@ from dataclasses import dataclass, field
 from exchange import margin
 from exchange.engine_commands import MarginMode
 from exchange.market import MarketSpec
-from exchange.orders import LIMIT_TYPES, OrderType
+from exchange.risk import Holding, available_balance
 from services.gateway.read_model import ReadModel
 
 
@@ -82,25 +80,26 @@ class AccountFigures:
 
     @property
     def available(self) -> int:
-        """The cross margin balance less the cross positions' and every order's initial
-        margin, at least 0."""
-        held = sum(p.initial_margin for p in self.cross) + self.open_order_margin
-        return max(0, self.wallet + self.cross_unrealized_pnl - held)
+        """The engine's available balance (``risk.available_balance``), at least 0."""
+        holdings = [
+            Holding(
+                p.open_order_margin,
+                p.mode is MarginMode.CROSS,
+                p.size,
+                p.entry_notional,
+                p.leverage,
+                p.unrealized_pnl,
+                p.isolated_wallet,
+            )
+            for p in self.positions
+        ]
+        return max(0, available_balance(self.wallet, holdings))
 
 
 def figures(model: ReadModel, specs: dict[str, MarketSpec], account: int) -> AccountFigures:
     """Every market's figures for ``account`` (flat markets too: Binance lists them all)."""
     state = model.account(account)
     result = AccountFigures(wallet=state.wallet)
-    orders: dict[str, int] = {}
-    for order in model.open_orders(account):
-        terms = order.terms
-        resting = terms.type is OrderType.LIMIT or order.triggered
-        if terms.type in LIMIT_TYPES and resting and order.price is not None:
-            spec = specs[order.symbol]
-            orders[order.symbol] = orders.get(order.symbol, 0) + margin.notional(
-                order.price, order.open, spec.multiplier
-            )
     raw = []
     for symbol, spec in specs.items():
         position = model.position(account, symbol)
@@ -147,7 +146,7 @@ def figures(model: ReadModel, specs: dict[str, MarketSpec], account: int) -> Acc
                 unrealized_pnl=pnl,
                 initial_margin=margin.initial_margin(value, position.leverage),
                 maintenance=maintenance,
-                open_order_margin=margin.initial_margin(orders.get(symbol, 0), position.leverage),
+                open_order_margin=state.order_margin.get(symbol, 0),
                 leverage=position.leverage,
                 mode=position.mode,
                 isolated_wallet=isolated,
