@@ -25,6 +25,7 @@ A service that exits during the drill aborts it: the result says so and the chec
 """
 
 import asyncio
+import signal
 import tempfile
 import time
 from typing import Any
@@ -146,7 +147,7 @@ class Drill:
                 await self.producer.start()
                 self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
                 try:
-                    await self._drill()
+                    await self._until_done_or_signalled()
                 except (DrillAborted, ServiceExited, TimeoutError) as error:
                     aborted = str(error)
                     log.error("drill_aborted", error=aborted)
@@ -162,6 +163,30 @@ class Drill:
             broker.stop()
         self.timings["total_s"] = time.monotonic() - started
         return self._result(statuses, aborted)
+
+    async def _until_done_or_signalled(self) -> None:
+        """Run the drill; SIGINT or SIGTERM ends it early (``DrillAborted``), so that the
+        services it started are still stopped, never left running."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        drill = asyncio.create_task(self._drill())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({drill, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            stopped.cancel()
+            if not drill.done():
+                drill.cancel()
+                await asyncio.gather(drill, return_exceptions=True)
+        if not drill.cancelled():
+            drill.result()
+        if stop.is_set():
+            raise DrillAborted("stopped by a signal")
 
     async def _drill(self) -> None:
         path = self.path

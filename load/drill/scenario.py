@@ -22,6 +22,10 @@ from exchange.market import MarketSpec
 from exchange.units import UnitError, to_units
 from load.replay.summary import iso
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""The repository's root: a relative data file is looked for beside the scenario, then here
+(the shipped scenarios name ``../shared/data/...``, the shared data beside the repository)."""
+
 MAX_ACCOUNTS = 900_000
 """Population accounts are numbered 1..N, below the drill's tool accounts (``HOUSE``)."""
 
@@ -63,7 +67,7 @@ class DataPath(msgspec.Struct, tag="data", tag_field="kind", forbid_unknown_fiel
     """A recorded price path: a kline (or OHLCV) file read with ``load.marketdata``, each bar
     becoming O, L, H, C (O, H, L, C for a falling bar) as ``exchange replay`` does, between
     ``start`` and ``end`` (ISO 8601 UTC, inclusive; empty: the whole file). A relative ``file``
-    is relative to the scenario file, so ``../../../shared/data/...`` from ``load/drills``."""
+    is looked for beside the scenario file, then from the repository's root (``REPOSITORY``)."""
 
     file: str
     start: str = ""
@@ -226,12 +230,14 @@ def check_scenario(scenario: Scenario, source: Path) -> LoadedScenario:
     data_file: Path | None = None
     path = scenario.path
     if isinstance(path, DataPath):
-        data_file = (source.parent / path.file).resolve()
-        if not data_file.is_file():
+        candidates = [(base / path.file).resolve() for base in (source.parent, REPOSITORY)]
+        data_file = next((c for c in candidates if c.is_file()), None)
+        if data_file is None:
+            looked = " and ".join(str(c) for c in dict.fromkeys(candidates))
             raise fail(
                 "path.file",
-                f"no data file {path.file!r} (looked for {data_file}); the bundled crashes "
-                "are in the shared data folder beside the repository (../shared/data)",
+                f"no data file {path.file!r} (looked for {looked}); the bundled crashes are "
+                "in the shared data folder beside the repository (../shared/data)",
             )
         for key in ("start", "end"):
             if getattr(path, key):
