@@ -98,7 +98,7 @@ class Drill:
         ladder_side = ladder_notional(self.spec, self.scenario.liquidity, start)
         self.maker_notional = 2 * population_notional + 2 * ladder_side
         self.maker_leverage = maker_leverage(self.spec, self.maker_notional)
-        self.maker_deposit = self.maker_notional // self.maker_leverage * 2 + 1
+        self.maker_deposit = self.maker_notional + 1
         self.taker_deposit = TAKER_DEPOSIT_USDT * USDT
         self.cap = faucet_cap(
             self.traders, self.spec, start, max(self.maker_deposit, self.taker_deposit)
