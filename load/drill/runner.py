@@ -117,14 +117,16 @@ class Drill:
 
     def env(self) -> dict[str, str]:
         """The services' configuration for this scenario (module docstring)."""
-        minutes = self.scenario.time.funding_every_minutes
+        timing = self.scenario.time
+        minutes = timing.funding_every_minutes
         schedule = str(minutes * 60_000) if minutes else "28800000"
         return {
             env_var("faucet_cap"): usdt(self.cap),
             env_var("funding_schedule"): schedule,
             env_var("oracle_sources"): SOURCE,
-            env_var("oracle_stale_after_ms"): str(self.scenario.time.oracle_stale_after_s * 1000),
+            env_var("oracle_stale_after_ms"): str(timing.oracle_stale_after_s * 1000),
             env_var("snapshot_every_ms"): "0",
+            env_var("liquidator_adl_interval_ms"): str(timing.adl_indicators_every_s * 1000),
             env_var("snapshot_every_commands"): "0",
         }
 

@@ -124,13 +124,18 @@ class Timing(msgspec.Struct, forbid_unknown_fields=True):
     it causes before the next one, as it would when marks come a second apart; the drill runs
     as fast as that loop. Without it, ticks run up to ``ticks_ahead`` beyond the oracle's latest
     mark: faster, but marks then reach the engine in batches and the liquidation service sees
-    only the last of each batch, so liquidations come later in event time than they would."""
+    only the last of each batch, so liquidations come later in event time than they would.
+
+    ``adl_indicators_every_s``: event time between two ADL queue indicator publications of the
+    liquidation service (its ``EXCHANGE_LIQUIDATOR_ADL_INTERVAL_MS``, 1 s by default): ranking
+    every position costs about a second at 100,000 positions (docs/drills.md, "Limits")."""
 
     funding_every_minutes: int = 1
     tick_ms: int = 1_000
     lockstep: bool = True
     ticks_ahead: int = 30
     oracle_stale_after_s: int = 30
+    adl_indicators_every_s: int = 1
 
 
 class Scenario(msgspec.Struct, forbid_unknown_fields=True):
@@ -227,6 +232,8 @@ def check_scenario(scenario: Scenario, source: Path) -> LoadedScenario:
         raise fail("time", "funding_every_minutes >= 0, tick_ms >= 100, ticks_ahead >= 1")
     if timing.oracle_stale_after_s < 1:
         raise fail("time.oracle_stale_after_s", "expected at least 1 s")
+    if timing.adl_indicators_every_s < 1:
+        raise fail("time.adl_indicators_every_s", "expected at least 1 s")
     data_file: Path | None = None
     path = scenario.path
     if isinstance(path, DataPath):
