@@ -272,9 +272,13 @@ class Drill:
                 recorder.last_mark_time or 0
             ) >= point and recorder.last_offset >= recorder.last_command_offset
 
+        progress: tuple[int, int | None] | None = None
+        since = time.monotonic()
         while True:
             await self._until(engine_caught_up, "the oracle and the engine")
+            asked = time.monotonic()
             status = await self._liquidator_status()
+            took = time.monotonic() - asked
             if (
                 status is not None
                 and status["offset"] >= recorder.last_offset
@@ -282,8 +286,15 @@ class Drill:
                 and engine_caught_up()
             ):
                 return
-            await self._until(lambda: True, "the liquidation service")
-            await asyncio.sleep(0.002)
+            now = (recorder.event_records, status["offset"] if status else None)
+            if now != progress:
+                progress, since = now, time.monotonic()
+            elif time.monotonic() - since > WAIT_S:
+                raise DrillAborted(f"the liquidation service did not catch up in {WAIT_S:.0f} s")
+            self._check_alive()
+            # The status values every scope's level (O(accounts)): never ask more than half
+            # the time, or the drill itself would slow the service it waits for.
+            await asyncio.sleep(max(0.002, took))
 
     async def _send(self, commands: list[EngineCommand], moment: int) -> None:
         """``commands`` in records of ``RECORD_COMMANDS``, each once fewer than
@@ -326,9 +337,7 @@ class Drill:
         progress = (recorder.event_records, recorder.last_mark_time)
         since = time.monotonic()
         while not condition():
-            recorder.check()
-            for service in self.services:
-                service.check()
+            self._check_alive()
             await asyncio.sleep(0.005)
             now = (recorder.event_records, recorder.last_mark_time)
             if now != progress:
@@ -336,14 +345,19 @@ class Drill:
             elif time.monotonic() - since > WAIT_S:
                 raise DrillAborted(f"nothing moved for {WAIT_S:.0f} s waiting for {what}")
 
+    def _check_alive(self) -> None:
+        """Raise if the recorder or a service has ended."""
+        self.recorder.check()
+        for service in self.services:
+            service.check()
+
     async def _drain(self) -> None:
         """Until the liquidation service has read the whole event log, with nothing in flight,
         twice in a row half a second apart (a trigger it sends moves the log on)."""
         settled = 0
         since = time.monotonic()
         while settled < 2:
-            for service in self.services:
-                service.check()
+            self._check_alive()
             await asyncio.sleep(0.5)
             status = await self._liquidator_status()
             if status is None:
