@@ -1,7 +1,8 @@
 """``exchange drill`` end to end: a fresh embedded broker and every service as processes, a
 small scripted crash with funding every minute, through the real command line. Liquidations
 happen, the money is conserved to the minor unit, the funding is in the report, the files are
-written, the services stop cleanly, and the same result with money created fails the drill.
+written, the services stop cleanly, the engine service's final state equals the command log
+replayed in process, and the same result with money created fails the drill.
 
 Nothing here is timed: the drill waits (bounded) for the system at every tick.
 """
@@ -73,6 +74,8 @@ def test_a_small_drill_runs_end_to_end(tmp_path: Path, capsys: object) -> None:
     assert conservation["fund_change"] == conservation["fund_change_explained"]
     assert len(result["funding"]["settlements"]) >= 2
     assert result["bad_debt"]["uncovered"] == 0 and result["insurance"]["low"] >= 0
+    replica = result["run"]["replica"]  # the engine's final snapshot = the log replayed
+    assert replica["checked"] and replica["equal"], replica
     assert (out / "cascade.png").read_bytes().startswith(b"\x89PNG")
     assert "Every invariant held." in (out / "report.html").read_text(encoding="utf-8")
     assert exit_status(result) == 0

@@ -78,10 +78,23 @@ async def recorded_result() -> dict[str, Any]:
         result("drill-1", deposit(1, 1_000), deposit(2, 1_000)),
         result("drill-2", Transfer("external", FUND, 50 * USDT, TransferReason.INSURANCE_FUNDING)),
     )
+    # A settlement during the setup: its remainder is in the fund's "before", not its change.
+    feed(
+        recorder,
+        1,
+        T0 - 1,
+        1_001,
+        result(
+            "funding-BTCUSDT-0",
+            Transfer("u:1", "funding:BTCUSDT", 3, TransferReason.FUNDING),
+            Transfer("funding:BTCUSDT", FUND, 3, TransferReason.FUNDING_REMAINDER),
+            FundingSettled("BTCUSDT", T0 - 60_000, 10_000, 600_000, 1, 3),
+        ),
+    )
     recorder.take_baseline()
     for k, mark in enumerate((600_000, 590_000, 580_000)):
         recorder.on_price_record(mark_tick(T0 + 1_000 * k, mark))
-    feed(recorder, 1, T0 + 1_000, 2_000, result("mark-1", MarkChanged("BTCUSDT", 590_000)))
+    feed(recorder, 2, T0 + 1_000, 2_000, result("mark-1", MarkChanged("BTCUSDT", 590_000)))
     liquidation = Liquidation(
         account=1,
         symbol="",
@@ -99,11 +112,11 @@ async def recorded_result() -> dict[str, Any]:
     )
     feed(
         recorder,
-        2,
+        3,
         T0 + 1_000,
         2_030,
         result(
-            "liq-1-1-",
+            "liq-2-1-",
             Transfer("u:1", FUND, 7 * USDT, TransferReason.LIQUIDATION_FEE),
             Transfer("u:1", "pnl:BTCUSDT", 993 * USDT, TransferReason.REALIZED_PNL),
             Transfer(FUND, "pnl:BTCUSDT", 2 * USDT, TransferReason.LIQUIDATION_SHORTFALL),
@@ -111,7 +124,7 @@ async def recorded_result() -> dict[str, Any]:
             Deleveraged("BTCUSDT", 1, 2, Side.BUY, 40, 589_000, 1),
         ),
     )
-    liquidate = CommandBatch([CommandEnvelope("liq-1-1-", Liquidate(account=1))], time=T0 + 1_000)
+    liquidate = CommandBatch([CommandEnvelope("liq-2-1-", Liquidate(account=1))], time=T0 + 1_000)
     recorder.on_command_record(ENCODER.encode(liquidate), 2_015)
     recorder.on_command_record(ENCODER.encode(liquidate), 2_500)  # a resend: counted once
     order = PlaceOrder(order_id=0, account=2, side=Side.BUY, qty=1, price=1)
@@ -121,7 +134,7 @@ async def recorded_result() -> dict[str, Any]:
     recorder.on_command_record(ENCODER.encode(ignored), 2_600)
     feed(
         recorder,
-        3,
+        4,
         T0 + 60_000,
         3_000,
         result(
@@ -154,14 +167,14 @@ async def test_the_result_holds_what_the_logs_said() -> None:
     liquidations = result["liquidations"]
     assert (liquidations["count"], liquidations["full"], liquidations["partial"]) == (1, 1, 0)
     assert liquidations["notional"] == 100 * 589_000 * BTCUSDT.multiplier
-    assert result["insurance"]["before"] == 50 * USDT
-    assert result["insurance"]["after"] == 55 * USDT + 1
+    assert result["insurance"]["before"] == 50 * USDT + 3
+    assert result["insurance"]["after"] == 55 * USDT + 1 + 3
     assert result["bad_debt"]["fund_paid_shortfalls"] == 2 * USDT
     assert result["adl"]["events"] == 1 and result["adl"]["lots"] == 40
     latency = result["latency"]
     assert latency["mark_crossing_to_liquidate_ms"]["p99"] == 15.0
     assert latency["liquidate_commands"] == 1 and latency["liquidate_resent"] == 1
-    (settlement,) = result["funding"]["settlements"]
+    _, settlement = result["funding"]["settlements"]
     assert (settlement["paid"], settlement["received"], settlement["remainder"]) == (5, 4, 1)
     conservation = result["conservation"]
     assert conservation["inside_before"] == conservation["inside_after"] == 2_050 * USDT

@@ -11,7 +11,8 @@ broke and by how much, in minor units:
   remainders and the injections say they moved (nothing moved the fund unaccounted);
 * **bad debt**: no loss that neither the fund nor ADL took (``Liquidation.uncovered``);
 * **the system**: every service still running at the end and stopped cleanly, no event record
-  that failed to decode, the drill not aborted.
+  that failed to decode, the drill not aborted; and the engine service's final state equal to
+  the state machine's replay of the command log (``replica.py``), when it could be checked.
 """
 
 from typing import Any
@@ -49,6 +50,12 @@ def broken_invariants(result: dict[str, Any]) -> list[str]:
         broken.append(f"system: {error}")
     for error in result["engine"]["record_errors"]:
         broken.append(f"event log: {error}")
+    replica = run.get("replica", {})
+    if replica.get("checked") and not replica.get("equal"):
+        broken.append(
+            f"engine state: the service's final state {replica['service_state_hash'][:12]} is "
+            f"not the replay of its command log {replica['replica_state_hash'][:12]}"
+        )
     if run.get("aborted"):
         broken.append(f"drill aborted: {run['aborted']}")
     return broken

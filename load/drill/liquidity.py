@@ -2,8 +2,10 @@
 
 The default maker (``services/market_maker.py``) quotes a fixed ladder on the live clock; a
 drill needs depth that follows its scenario (``[liquidity]``) on event time, so the drill quotes
-its own from the ``MAKER`` account: every ``requote_s`` of event time it cancels its ladder and
-places a new one around the latest index, ``levels`` a side, each level's size scaled by
+its own from the ``MAKER`` account: every ``requote_s`` of event time, and as soon as the index
+has moved a ladder step (``step_bps``) from the one it quoted around (a maker pulls its quotes in
+a gap rather than be filled far off the market), it cancels its ladder and places a new one
+around the latest index, ``levels`` a side, each level's size scaled by
 ``depth_factor_bps`` (``path.py``). A level worth less than the market's minimum notional is
 left out, so a crash can empty the book entirely (``crash_depth_pct = 0``).
 

@@ -83,6 +83,9 @@ class Recorder:
         self.adl: list[tuple[int, int, int, int, int]] = []
         """(time, account, counterparty, lots, price)"""
         self.funding: list[dict[str, Any]] = []
+        self.funding_remainders_after_baseline = 0
+        """What the settlements after the setup paid the fund (a settlement can fall inside the
+        warm-up and setup, before the conservation check's "before")."""
         self.points: list[tuple[int, int | None, int | None, int | None]] = []
         """The oracle's points: (time, index, mark, last)."""
         self.engine_marks = 0
@@ -106,6 +109,8 @@ class Recorder:
         """Command offset of the last event record."""
         self.last_command_offset = -1
         """Offset of the last command record read."""
+        self.command_records: list[tuple[int, bytes]] = []
+        """Every command record, for the replica check (``replica.py``)."""
         self.last_time = 0
         self._consumer = AIOKafkaConsumer(**settings.consumer_config())
         self._task: asyncio.Task[None] | None = None
@@ -148,6 +153,7 @@ class Recorder:
                 elif partition == self._commands:
                     for record in records:
                         self.last_command_offset = record.offset
+                        self.command_records.append((record.offset, record.value or b""))
                         self.on_command_record(record.value or b"", record.timestamp)
                 else:
                     for record in records:
@@ -272,6 +278,8 @@ class Recorder:
 
     def _funding_settled(self, event: FundingSettled, paid: dict[str, Any]) -> None:
         spec = self.spec
+        if self.baseline is not None:
+            self.funding_remainders_after_baseline += event.remainder
         self.funding.append(
             {
                 "symbol": event.symbol,

@@ -167,8 +167,19 @@ def headline(result: dict[str, Any]) -> list[tuple[str, str]]:
             f"{conservation['inside_after_usdt']} USDT, difference "
             f"{conservation['difference']} minor units",
         ),
+        ("engine state", _replica_text(result["run"].get("replica", {}))),
         ("wall time", f"{result['run']['timings_s'].get('total_s', 0)} s"),
     ]
+
+
+def _replica_text(replica: dict[str, Any]) -> str:
+    if not replica.get("checked"):
+        return f"not checked ({replica.get('reason', 'no replica')})"
+    verdict = "equal to" if replica["equal"] else "DIFFERENT from"
+    return (
+        f"the engine service's final state {verdict} the replay of its "
+        f"{replica['records_replayed']:,} command records ({replica['service_state_hash'][:16]})"
+    )
 
 
 def _latency_text(latency: dict[str, Any]) -> str:

@@ -69,7 +69,7 @@ def build_result(
     fund_after = recorder.balances.get(INSURANCE, 0)
     fund_moves = dict(recorder.insurance_after_baseline)
     steps_fund = sum(entry["insurance"] for entry in liquidations)
-    remainders = sum(row["remainder"] for row in recorder.funding)
+    remainders = recorder.funding_remainders_after_baseline
     injected = fund_moves.get("insurance_funding", 0)
     points = _thin(recorder.points)
     return {

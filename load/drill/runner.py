@@ -28,6 +28,7 @@ import asyncio
 import signal
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -48,10 +49,12 @@ from load.drill.population import (
     setup_commands,
 )
 from load.drill.recorder import Recorder
+from load.drill.replica import read_snapshot, replica_check
 from load.drill.result import build_result, usdt
 from load.drill.scenario import DataPath, LoadedScenario, usdt_units
 from load.replay.summary import iso
 from services.broker import start_broker
+from services.engine_main import load_markets
 from services.prices import PRICE_ENCODER, IndexTick
 from services.settings import Settings, env_var
 from services.up import Service, ServiceExited, launch
@@ -113,6 +116,7 @@ class Drill:
         self.service_errors: list[str] = []
         self.liquidator_status: dict[str, Any] | None = None
         self.closed_point = 0
+        self.replica: dict[str, Any] = {"checked": False, "reason": "the drill did not start"}
         """The last oracle point the ticks sent have closed."""
 
     def env(self) -> dict[str, str]:
@@ -157,6 +161,7 @@ class Drill:
                     await self.session.close()
                     await self.producer.stop()
                     statuses = await self._stop_services()
+                    await self._check_replica(Path(run_dir) / "snapshots")
                     await self.recorder.stop()
         finally:
             for service in self.services:
@@ -218,7 +223,8 @@ class Drill:
         liquidity = self.scenario.liquidity
         next_quote, quoted = first, path.start_price
         for moment, price in path.ticks:
-            if moment >= next_quote:
+            moved = abs(price - quoted) * 10_000 >= quoted * liquidity.step_bps
+            if moment >= next_quote or moved:
                 factor = depth_factor_bps(path, price, liquidity.crash_depth_pct)
                 quote = ladder(self.spec, liquidity, price, factor)
                 quote.append(flow_order(self.spec, liquidity, price, sell=price < quoted))
@@ -380,6 +386,29 @@ class Drill:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
+    async def _check_replica(self, snapshot_dir: Path) -> None:
+        """The engine's final snapshot against a replay of the command log (``replica.py``),
+        once the recorder has read every command record the snapshot covers."""
+        snapshot = read_snapshot(snapshot_dir)
+        if snapshot is None:
+            self.replica = {"checked": False, "reason": "the engine wrote no final snapshot"}
+            return
+        deadline = time.monotonic() + 30
+        while self.recorder.last_command_offset < snapshot.offset:
+            if time.monotonic() > deadline:
+                self.replica = {"checked": False, "reason": "command records missing"}
+                return
+            await asyncio.sleep(0.05)
+        settings = msgspec.structs.replace(
+            self.settings,
+            faucet_cap=self.cap,
+            funding_schedule=self.env()[env_var("funding_schedule")],
+        )
+        specs = load_markets(settings.markets_file)
+        self.replica = await asyncio.to_thread(
+            replica_check, snapshot, self.recorder.command_records, specs, settings
+        )
+
     async def _stop_services(self) -> dict[str, int | None]:
         """SIGTERM each, in reverse order; a service that had already exited is an error."""
         statuses: dict[str, int | None] = {}
@@ -432,6 +461,7 @@ class Drill:
             "service_errors": self.service_errors,
             "liquidator_status": self.liquidator_status,
             "aborted": aborted,
+            "replica": self.replica,
         }
         return build_result(self.recorder, run, described)
 

@@ -102,8 +102,9 @@ class Population(msgspec.Struct, forbid_unknown_fields=True):
 class Liquidity(msgspec.Struct, forbid_unknown_fields=True):
     """The market maker's ladder: ``levels`` a side, ``spread_bps`` between the best bid and
     ask, ``step_bps`` between levels, ``level_size`` (base asset) a level at full depth, quoted
-    afresh every ``requote_s`` of event time. Depth thins linearly with the fall below the
-    path's start, to ``crash_depth_pct`` % at the path's lowest point."""
+    afresh every ``requote_s`` of event time and whenever the index moved a step. Depth thins
+    linearly with the fall below the path's start, to ``crash_depth_pct`` % at the path's
+    lowest point."""
 
     levels: int = 20
     spread_bps: int = 10
