@@ -6,7 +6,13 @@ from decimal import Decimal
 
 from exchange.commands import CancelAll, PlaceOrder
 from exchange.default_markets import BTCUSDT
-from exchange.engine_commands import Deposit, FundInsurance, OrderCommand, SetMarginMode
+from exchange.engine_commands import (
+    AdjustMargin,
+    Deposit,
+    FundInsurance,
+    OrderCommand,
+    SetMarginMode,
+)
 from exchange.orders import Side, TimeInForce
 from exchange.units import ceil_div
 from load.drill.liquidity import flow_order, ladder
@@ -37,7 +43,9 @@ def test_a_seed_draws_the_same_population_every_time() -> None:
     assert first == draw_population(POPULATION, BTCUSDT, PRICE, seed=11)
     assert first != draw_population(POPULATION, BTCUSDT, PRICE, seed=12)
     # Pinned: a change of the drawing would change every drill's population.
-    assert first[0] == Trader(1, False, 30, 100, False, 2_728_800_000)
+    assert first[0] == Trader(
+        1, False, 30, 100, False, 2_728_800_000, 2_728_800_000 - 1_800_000_000 - 2 * 90_000_000
+    )
     assert first[-1].account == 2_000 and sum(t.lots for t in first) == 51_200
 
 
@@ -75,6 +83,10 @@ def test_the_setup_opens_every_position_against_the_house() -> None:
     takers = [o for o in places if o.account != HOUSE]
     assert all(o.tif is TimeInForce.IOC and o.price == PRICE for o in takers)
     assert [o for o in orders if isinstance(o, CancelAll)] == [CancelAll(account=HOUSE)] * 2
+    adjusted = [c for c in commands if isinstance(c, AdjustMargin)]
+    assert [(a.account, a.amount) for a in adjusted] == [
+        (t.account, t.buffer) for t in traders if t.isolated and t.buffer
+    ]
     assert commands[-1] == FundInsurance(amount=123)
 
 

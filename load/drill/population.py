@@ -28,6 +28,7 @@ import msgspec
 from exchange.commands import CancelAll, PlaceOrder
 from exchange.engine import max_notional
 from exchange.engine_commands import (
+    AdjustMargin,
     Deposit,
     EngineCommand,
     FundInsurance,
@@ -51,7 +52,8 @@ index as it does in a market with trading (``liquidity.py``)."""
 
 
 class Trader(msgspec.Struct, frozen=True):
-    """One drawn account: ``lots`` long or short at ``leverage``, with ``deposit`` minor units."""
+    """One drawn account: ``lots`` long or short at ``leverage``, with ``deposit`` minor units
+    of which ``buffer`` is above the initial margin and fees."""
 
     account: int
     long: bool
@@ -59,6 +61,7 @@ class Trader(msgspec.Struct, frozen=True):
     leverage: int
     isolated: bool
     deposit: int
+    buffer: int
 
 
 def draw_population(
@@ -85,7 +88,8 @@ def draw_population(
         margin = ceil_div(notional, leverage)
         buffer = margin * rng.randint(0, buffer_bps) // 10_000
         fee = ceil_div(notional * spec.taker_fee, RATE_ONE)
-        traders.append(Trader(account, long, lots, leverage, isolated, margin + buffer + 2 * fee))
+        deposit = margin + buffer + 2 * fee
+        traders.append(Trader(account, long, lots, leverage, isolated, deposit, buffer))
     return traders
 
 
@@ -129,6 +133,11 @@ def setup_commands(
                 _order(symbol, trader.account, taker, trader.lots, price, TimeInForce.IOC)
             )
         commands.append(OrderCommand(symbol=symbol, order=CancelAll(account=HOUSE)))
+    for trader in traders:
+        if trader.isolated and trader.buffer:
+            commands.append(
+                AdjustMargin(account=trader.account, symbol=symbol, amount=trader.buffer)
+            )
     if insurance_fund:
         commands.append(FundInsurance(amount=insurance_fund))
     return commands
