@@ -116,8 +116,8 @@ class Drill:
         self.service_errors: list[str] = []
         self.liquidator_status: dict[str, Any] | None = None
         self.closed_point = 0
-        self.replica: dict[str, Any] = {"checked": False, "reason": "the drill did not start"}
         """The last oracle point the ticks sent have closed."""
+        self.replica: dict[str, Any] = {"checked": False, "reason": "the drill did not start"}
 
     def env(self) -> dict[str, str]:
         """The services' configuration for this scenario (module docstring)."""
