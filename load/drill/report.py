@@ -82,7 +82,16 @@ def cascade_png(result: dict[str, Any], dpi: int = 80) -> bytes:
         xs, full, width=bucket_min, align="edge", bottom=partial, label="full", color="firebrick"
     )
     liquidations.set_ylabel(f"steps / {_interval(result['bucket_ms'])}")
-    liquidations.legend(loc="upper right", fontsize=8)
+    liquidations.legend(loc="upper left", fontsize=8)
+    notional = liquidations.twinx()
+    notional.plot(
+        [x + bucket_min / 2 for x in xs],
+        [row["notional"] / 1e8 for row in series],
+        ".",
+        color="black",
+        markersize=3,
+    )
+    notional.set_ylabel("notional (USDT, ·)")
     path = result["insurance"]["path"]
     if path:
         fund.step(
