@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.set_defaults(handler=_replay_sample)
 
     _add_replay(commands)
+    _add_drill(commands)
 
     up = commands.add_parser(
         "up",
@@ -178,6 +179,59 @@ def _add_replay(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     )
     replay.add_argument("--no-progress", dest="progress", action="store_false")
     replay.set_defaults(handler=_replay_market)
+
+
+def _add_drill(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    drill = commands.add_parser(
+        "drill",
+        help="run a liquidation-cascade drill on a fresh exchange and report it",
+        description="Start a fresh embedded broker and the services, set the scenario's "
+        "accounts up, drive its price path, and write result.json, cascade.png and "
+        "report.html (docs/drills.md). Prints the headline as JSON; exits 1 if an invariant "
+        "broke (conservation, the insurance fund, bad debt, a service), 2 for a bad scenario.",
+    )
+    drill.add_argument("scenario", help="the scenario file (TOML), e.g. load/drills/*.toml")
+    drill.add_argument(
+        "--out", help="directory for the result and the report (out/drills/<scenario name>)"
+    )
+    drill.add_argument(
+        "--no-gateway",
+        dest="gateway",
+        action="store_false",
+        help="leave the websocket gateway out (it only reads the logs during a drill)",
+    )
+    drill.set_defaults(handler=_drill)
+
+
+def _drill(args: argparse.Namespace) -> int:
+    """``exchange drill``: the headline on stdout, the files in ``--out``; 1 if an invariant
+    broke, 2 for a scenario that cannot run."""
+    from load.drill.checks import broken_invariants
+    from load.drill.report import headline, render_report
+    from load.drill.runner import run_drill
+    from load.drill.scenario import ScenarioError, load_scenario
+    from load.marketdata import MarketDataError
+
+    try:
+        loaded = load_scenario(args.scenario)
+        out = Path(args.out or Path("out") / "drills" / Path(args.scenario).stem)
+        result = asyncio.run(run_drill(loaded, load_settings(), gateway=args.gateway))
+    except (ScenarioError, MarketDataError) as error:
+        log.error("bad_scenario", error=str(error))
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    png, page = render_report(result, out)
+    broken = broken_invariants(result)
+    summary = {
+        "scenario": result["scenario"]["name"],
+        "headline": dict(headline(result)),
+        "latency": result["latency"],
+        "broken_invariants": broken,
+        "files": {"result": str(out / "result.json"), "png": str(png), "report": str(page)},
+    }
+    print(json.dumps(summary, indent=2), flush=True)
+    return 1 if broken else 0
 
 
 def _speed(text: str) -> float | None:

@@ -85,14 +85,15 @@ class Service:
         return self.process.returncode
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free now (for a service's health endpoint)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
+async def wait_ready(url: str, service: Service, timeout_s: float) -> None:
     """Poll a service's readiness endpoint until it answers 200."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
@@ -155,16 +156,31 @@ async def run_up(settings: Settings) -> int:
         log.info("broker_stopped")
 
 
-async def _run(
+class Launched(msgspec.Struct, frozen=True):
+    """Where the services of one ``launch`` answer: the settings they run with (the broker's
+    address, the gateway's port), the engine's and the liquidation service's readiness URLs."""
+
+    settings: Settings
+    health_url: str
+    liquidator_url: str
+
+
+async def launch(
     settings: Settings,
     broker: EmbeddedBroker,
     run_dir: str,
     services: list[Service],
-    stop: asyncio.Event,
-) -> int:
-    health_port, gateway_port = _free_port(), settings.gateway_port or _free_port()
-    binance_port = settings.binance_port or _free_port()
-    liquidator_port = _free_port()
+    left_out: set[str],
+    extra_env: Mapping[str, str] | None = None,
+) -> Launched:
+    """Create the topics and start every service not ``left_out``, in ``SERVICES`` order, each
+    appended to ``services`` as it starts (so the caller stops what did start); wait for the
+    engine's, the gateway's and the Binance front's readiness. ``extra_env`` (``EXCHANGE_*``
+    variables) configures the services beyond the broker and ports (``exchange drill``: funding
+    interval, faucet)."""
+    health_port, gateway_port = free_port(), settings.gateway_port or free_port()
+    binance_port = settings.binance_port or free_port()
+    liquidator_port = free_port()
     overrides = {
         "bootstrap_servers": broker.bootstrap,
         "snapshot_dir": str(Path(run_dir) / "snapshots"),
@@ -176,7 +192,11 @@ async def _run(
         # A key per run unless one is set: this exchange's accounts live as long as its broker.
         "gateway_master_key": settings.gateway_master_key or secrets.token_hex(32),
     }
-    env = dict(os.environ) | {env_var(name): value for name, value in overrides.items()}
+    env = (
+        dict(os.environ)
+        | dict(extra_env or {})
+        | {env_var(name): value for name, value in overrides.items()}
+    )
     settings = msgspec.structs.replace(
         settings,
         bootstrap_servers=broker.bootstrap,
@@ -185,21 +205,34 @@ async def _run(
     )
     await create_topics(broker.bootstrap, settings)
     health_url = f"http://127.0.0.1:{health_port}/health/ready"
-    left_out = set(filter(None, settings.up_without.split(",")))
     for name in SERVICES:
         if name in left_out:
-            log.info("service_left_out", service=name, setting=env_var("up_without"))
+            log.info("service_left_out", service=name)
             continue
         services.append(Service(name, env))
         if name == "engine":
-            await _wait_ready(health_url, services[-1], timeout_s=60)
+            await wait_ready(health_url, services[-1], timeout_s=60)
         if name in ("gateway", "binance"):
             port = gateway_port if name == "gateway" else binance_port
             front_health = f"http://{settings.gateway_host}:{port}/health/ready"
-            await _wait_ready(front_health, services[-1], timeout_s=60)
-    liquidator_url = None
-    if "liquidator" not in left_out:
-        liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
+            await wait_ready(front_health, services[-1], timeout_s=60)
+    liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
+    return Launched(settings, health_url, liquidator_url)
+
+
+async def _run(
+    settings: Settings,
+    broker: EmbeddedBroker,
+    run_dir: str,
+    services: list[Service],
+    stop: asyncio.Event,
+) -> int:
+    left_out = set(filter(None, settings.up_without.split(",")))
+    if left_out:
+        log.info("services_left_out", services=sorted(left_out), setting=env_var("up_without"))
+    launched = await launch(settings, broker, run_dir, services, left_out)
+    settings, health_url = launched.settings, launched.health_url
+    liquidator_url = launched.liquidator_url if "liquidator" not in left_out else None
     print(_banner(settings, health_url, liquidator_url, left_out), flush=True)
     while not stop.is_set():
         for service in services:
