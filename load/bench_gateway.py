@@ -48,7 +48,6 @@ run (a few clients at a low rate, seconds).
 
 import argparse
 import asyncio
-import json
 import math
 import multiprocessing
 import os
@@ -56,14 +55,12 @@ import random
 import secrets
 import signal
 import socket
-import sys
-import tempfile
 import time
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
 from multiprocessing.connection import Connection as Pipe
@@ -76,7 +73,6 @@ import structlog
 
 from load.bench_engine_service import (
     Bench,
-    BenchError,
     Service,
     StreamGenerator,
     engine_command,
@@ -86,6 +82,7 @@ from load.bench_engine_service import (
     versions,
 )
 from load.bench_engine_service import Options as EngineBenchOptions
+from load.bench_run import BenchError, bench_main, cancel_on_sigterm, ratio_of, workdir
 from load.echo_service import configure_logging
 from services.broker import EmbeddedBroker, create_topics, start_broker
 from services.gateway.auth import sign_login
@@ -1099,35 +1096,24 @@ async def measure_floor(options: Options, settings: Settings, workdir: Path) -> 
 
 async def run(options: Options) -> dict[str, Any]:
     """The floor, then the gateway's steps; the report."""
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    cancel_on_sigterm()
     settings = load_settings()
-    with _workdir(options.keep) as workdir:
+    with workdir(options.keep, kept="gateway-run", prefix="bench-gateway-", what=KEPT) as work:
         floor = None
         if options.floor:
             wall, busy = time.monotonic(), machine_cpu_seconds()
-            floor = await measure_floor(options, settings, workdir)
+            floor = await measure_floor(options, settings, work)
             floor["machine_cpu_percent"] = round(
                 100 * (machine_cpu_seconds() - busy) / (time.monotonic() - wall), 1
             )
         if floor is not None:
             log.info("floor done", p99_ms=floor["latency_ms"]["p99"], problems=floor["problems"])
-        measured = await GatewayBench(options, settings, workdir).run()
+        measured = await GatewayBench(options, settings, work).run()
     return report(options, settings, floor, measured)
 
 
-@contextmanager
-def _workdir(keep: str) -> Iterator[Path]:
-    if keep:
-        path = Path(keep) / time.strftime("gateway-run-%Y%m%d-%H%M%S")
-        path.mkdir(parents=True)
-        log.info("keeping service logs", directory=str(path))
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as temporary:
-        yield Path(temporary)
-
+KEPT = "service logs"
+"""What ``--keep`` keeps."""
 
 LATENCY_HEADLINE = ("p50", "p99", "p99_9", "max")
 
@@ -1147,7 +1133,7 @@ def report(
     targets: dict[str, Any] = {}
     if floor is not None:
         summary["floor_latency_ms"] = {k: floor["latency_ms"][k] for k in LATENCY_HEADLINE}
-        ratio = _ratio(headline["latency_ms"]["p99"], floor["latency_ms"]["p99"])
+        ratio = ratio_of(headline["latency_ms"]["p99"], floor["latency_ms"]["p99"])
         summary["p99_gateway_to_floor"] = ratio
         targets["p99_ratio_max"] = TARGET_P99_RATIO
         targets["p99_ratio_met"] = ratio is not None and ratio <= TARGET_P99_RATIO
@@ -1221,10 +1207,6 @@ def report(
         "versions": versions(),
     }
     return out
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
 
 
 def table(result: dict[str, Any]) -> str:
@@ -1351,19 +1333,8 @@ def _options(args: argparse.Namespace) -> Options:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON report (stdout) and the table (stderr). Exit 1 when it
     could not measure or answers were wrong, 0 otherwise, targets met or not."""
-    configure_logging()
     options = _options(_parser().parse_args(argv))
-    try:
-        result = asyncio.run(run(options))
-    except BenchError as error:
-        log.error("benchmark failed", error=str(error))
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log.error("benchmark interrupted")
-        return 130
-    print(json.dumps(result, indent=2))
-    print(table(result), file=sys.stderr)
-    return 0 if result["ok"] else 1
+    return bench_main(lambda: run(options), table)
 
 
 if __name__ == "__main__":
