@@ -271,7 +271,9 @@ class Step:
     """One measured step: ``count`` requests over all workers at ``rate`` per second from
     ``t0_ns`` (``time.monotonic_ns``, the same clock in every process on Linux); the first
     ``warmup`` of them are not counted. Orders are placed around ``reference`` (ticks): the
-    benchmark's fixed price, or the mark of a replay that moves it (``exchange load``)."""
+    benchmark's fixed price, or the mark of a replay that moves it (``exchange load``); their
+    sizes are the mix's times ``lot_factor``, which keeps them above the minimum notional at a
+    lower price (``lot_factor_at``)."""
 
     index: int
     rate: int
@@ -279,9 +281,16 @@ class Step:
     warmup: int
     t0_ns: int
     reference: int = REFERENCE
+    lot_factor: int = 1
 
     def scheduled(self, i: int) -> int:
         return self.t0_ns + i * 1_000_000_000 // self.rate
+
+
+def lot_factor_at(reference: int) -> int:
+    """How many times the mix's sizes an order needs at ``reference`` (ticks) to stay as far
+    above the minimum notional as at ``REFERENCE``: 1 there and above."""
+    return max(1, -(-REFERENCE // max(1, reference)))
 
 
 def step_draws(seed: int, step: int, worker: int) -> random.Random:
@@ -334,6 +343,7 @@ class Worker:
         self.clients: list[Client] = []
         self.base = 0
         self.reference = REFERENCE
+        self.lot_factor = 1
         self.scheduled = array("q")
         self.answered_ns = array("q")
         self.sent_ns = array("q")
@@ -494,6 +504,7 @@ class Worker:
         options = self.options
         self._placed = {}
         self.reference = step.reference
+        self.lot_factor = step.lot_factor
         # Every request of the steps before has been answered or given up: their arrays go,
         # and so do the orders known to have ended (only a request in flight can race one).
         self.base += len(self.scheduled)
@@ -589,7 +600,9 @@ class Worker:
         to aim at, and a placement at ``MAX_RESTING``, become the other (the kind recorded is
         the one sent)."""
         request_id = self.base + request
-        reference = self.reference
+        reference, factor = self.reference, self.lot_factor
+        lots *= factor
+        least = MIN_LOTS * factor
         resting = client.resting
         if kind in (Kind.CANCEL, Kind.AMEND_PRICE, Kind.AMEND_QTY) and not resting:
             kind = Kind.PASSIVE_GTC
@@ -627,7 +640,7 @@ class Worker:
         if kind == Kind.MARKET:
             side = "buy" if buy else "sell"
             return _ENCODE(
-                _Place(request_id, "place_order", SYMBOL, side, qty_text(MIN_LOTS), "market")
+                _Place(request_id, "place_order", SYMBOL, side, qty_text(least), "market")
             )
         if kind >= Kind.QUERY_OPEN_ORDERS:
             if kind == Kind.QUERY_OPEN_ORDERS:
@@ -642,8 +655,8 @@ class Worker:
             del resting[order_id]
             return _ENCODE(_Target(request_id, "cancel_order", SYMBOL, order_id))
         is_buy, price, open_lots = resting[order_id]
-        if kind == Kind.AMEND_QTY and open_lots > MIN_LOTS:
-            new_lots = MIN_LOTS + int(u * (open_lots - MIN_LOTS))
+        if kind == Kind.AMEND_QTY and open_lots > least:
+            new_lots = least + int(u * (open_lots - least))
             self._placed[request] = (is_buy, price, new_lots)
             return _ENCODE(
                 _Target(request_id, "amend_order", SYMBOL, order_id, qty=qty_text(new_lots))

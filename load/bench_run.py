@@ -62,9 +62,20 @@ def bench_main(
     run: Callable[[], Coroutine[Any, Any, Report]],
     table: Callable[[Report], str] | None = None,
 ) -> int:
-    """Run ``run`` and print its report (stdout, JSON) and ``table`` of it (stderr). Exit 1 when
-    it raised ``BenchError`` or the report is not ``ok``, 130 when interrupted, else 0."""
+    """A benchmark's ``main``: its log lines on stderr, then ``print_report``."""
     configure_logging()
+    return print_report(run, table)
+
+
+def print_report(
+    run: Callable[[], Coroutine[Any, Any, Report]],
+    table: Callable[[Report], str] | None = None,
+    *,
+    json_path: str | None = None,
+) -> int:
+    """Run ``run`` and print its report (stdout, JSON; or to ``json_path``) and ``table`` of it
+    (stderr). Exit 1 when it raised ``BenchError`` or the report is not ``ok``, 130 when
+    interrupted, else 0."""
     try:
         result = asyncio.run(run())
     except BenchError as error:
@@ -73,7 +84,11 @@ def bench_main(
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.error("benchmark interrupted")
         return 130
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    if json_path:
+        Path(json_path).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text, flush=True)
     if table is not None:
-        print(table(result), file=sys.stderr)
+        print(table(result), file=sys.stderr, flush=True)
     return 0 if result["ok"] else 1
