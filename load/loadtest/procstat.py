@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from load.bench_engine_service import process_cpu_seconds
+from load.bench_gateway import machine_cpu_seconds
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -36,10 +37,13 @@ class ProcessReading:
 
 @dataclass(frozen=True)
 class Sample:
-    """Every named process at ``at_s`` (monotonic seconds)."""
+    """Every named process at ``at_s`` (monotonic seconds), and the CPU seconds the whole
+    machine has been busy (all cores): the machine is shared, and what others run is part of
+    what a latency figure means."""
 
     at_s: float
     processes: dict[str, ProcessReading]
+    machine_cpu_s: float = 0.0
 
 
 class ProcessSampler:
@@ -56,4 +60,5 @@ class ProcessSampler:
                 name: ProcessReading(rss_bytes(pid), process_cpu_seconds(pid))
                 for name, pid in self.pids.items()
             },
+            machine_cpu_seconds(),
         )

@@ -107,7 +107,8 @@ def window_of(
 
 
 def process_figures(before: Sample, after: Sample) -> dict[str, dict[str, float | None]]:
-    """Each process's RSS in MB at ``after`` and its CPU in % of one core between the two."""
+    """Each process's RSS in MB at ``after`` and its CPU in % of one core between the two; and
+    ``others``: what the machine ran besides these processes (other users of a shared one)."""
     wall = after.at_s - before.at_s
     out: dict[str, dict[str, float | None]] = {}
     for name, reading in after.processes.items():
@@ -117,6 +118,10 @@ def process_figures(before: Sample, after: Sample) -> dict[str, dict[str, float 
             cpu = round(100 * (reading.cpu_s - earlier.cpu_s) / wall, 1)
         rss = None if reading.rss is None else round(reading.rss / MIB, 1)
         out[name] = {"rss_mb": rss, "cpu_percent": cpu}
+    if wall > 0 and after.machine_cpu_s:
+        ours = sum(figures["cpu_percent"] or 0.0 for figures in out.values())
+        machine = 100 * (after.machine_cpu_s - before.machine_cpu_s) / wall
+        out["others"] = {"rss_mb": None, "cpu_percent": round(max(0.0, machine - ours), 1)}
     return out
 
 
@@ -202,6 +207,7 @@ def latency_over_time(windows: Sequence[Window]) -> list[dict[str, Any]]:
             "acked_per_s": round(w.acked / w.seconds, 1) if w.seconds else None,
             **w.latency_ms,
             "errors": sum(w.errors_by_code.values()),
+            "others_cpu_percent": w.processes.get("others", {}).get("cpu_percent"),
         }
         for w in windows
     ]
@@ -332,12 +338,13 @@ def table(report: dict[str, Any]) -> str:
         f"{latency['p99']['median_window']} / {latency['p99']['worst_window']}, p99.9 "
         f"{latency['p99_9']['median_window']} / {latency['p99_9']['worst_window']}",
         f"  {'window':>6} {'at s':>7} {'acked/s':>8} {'p50':>8} {'p99':>8} {'p99.9':>8} "
-        f"{'errors':>6}",
+        f"{'errors':>6} {'others cpu %':>12}",
     ]
     for row in report["latency_over_time"]:
         lines.append(
             f"  {row['window']:>6} {row['at_s']:>7} {row['acked_per_s']!s:>8} {row['p50']!s:>8} "
-            f"{row['p99']!s:>8} {row['p99_9']!s:>8} {row['errors']:>6}"
+            f"{row['p99']!s:>8} {row['p99_9']!s:>8} {row['errors']:>6} "
+            f"{row['others_cpu_percent']!s:>12}"
         )
     replay = report["replay"]
     if replay:

@@ -271,12 +271,12 @@ class LoadRun:
     async def run(self) -> dict[str, Any]:
         options, exchange = self.options, self.exchange
         following = asyncio.create_task(self.follower.run(self.stop))
-        replay = Replay(options, exchange.env, self.work)
-        pool: ClientPool | None = None
+        url = f"http://{exchange.settings.gateway_host}:{exchange.settings.gateway_port}"
+        pool = ClientPool(url, self.client_options)
+        replay: Replay | None = None
         try:
-            await self._first_index(replay)
-            url = f"http://{exchange.settings.gateway_host}:{exchange.settings.gateway_port}"
-            pool = ClientPool(url, self.client_options)
+            # The clients first (accounts, money, subscriptions: no price needed), then the
+            # replay, so that the windows start with it whatever the clients took.
             started = time.monotonic()
             setups = await pool.call(("setup",), self.check, SETUP_TIMEOUT_S)
             setup = {
@@ -284,14 +284,15 @@ class LoadRun:
                 "seconds": round(time.monotonic() - started, 3),
             }
             log.info("clients ready", **setup)
+            replay = Replay(options, exchange.env, self.work)
+            await self._first_index(replay)
             sampler = ProcessSampler(self._pids(replay, pool))
             windows, samples = await self._windows(pool, replay, sampler)
             summary = await replay.finish()
             samples.append(sampler.sample())  # the end: the replay has finished its work
         finally:
-            if pool is not None:
-                await pool.stop()
-            if replay.running():
+            await pool.stop()
+            if replay is not None and replay.running():
                 await replay.finish()
             following.cancel()
             await asyncio.gather(following, return_exceptions=True)
@@ -379,7 +380,7 @@ class LoadRun:
                 index=index,
                 acked=window.acked,
                 p99_ms=window.latency_ms["p99"],
-                errors=sum(window.errors_by_code.values()),
+                errors=window.errors_by_code,
                 ticks=window.index_ticks,
                 price=window.reference_price,
             )
