@@ -167,7 +167,7 @@ class PriceFollower:
             self.got_index.set()
 
 
-class Replay:
+class ReplayProcess:
     """``exchange replay`` as a child process in its own session (a Ctrl-C in the terminal
     reaches the load test alone, which then stops the replay with SIGINT, as a person would)."""
 
@@ -273,7 +273,7 @@ class LoadRun:
         following = asyncio.create_task(self.follower.run(self.stop))
         url = f"http://{exchange.settings.gateway_host}:{exchange.settings.gateway_port}"
         pool = ClientPool(url, self.client_options)
-        replay: Replay | None = None
+        replay: ReplayProcess | None = None
         try:
             # The clients first (accounts, money, subscriptions: no price needed), then the
             # replay, so that the windows start with it whatever the clients took.
@@ -284,7 +284,7 @@ class LoadRun:
                 "seconds": round(time.monotonic() - started, 3),
             }
             log.info("clients ready", **setup)
-            replay = Replay(options, exchange.env, self.work)
+            replay = ReplayProcess(options, exchange.env, self.work)
             await self._first_index(replay)
             sampler = ProcessSampler(self._pids(replay, pool))
             windows, samples = await self._windows(pool, replay, sampler)
@@ -302,13 +302,17 @@ class LoadRun:
             windows=windows,
             samples=samples,
             replay=summary,
-            conditions={"cpus": os.cpu_count(), "versions": versions(), "logs": str(self.work)},
+            conditions={
+                "cpus": os.cpu_count(),
+                "versions": versions(),
+                "logs": str(self.work) if options.keep else None,
+            },
             max_error_rate=options.max_error_rate,
             tolerance=options.growth_tolerance,
             slack_mb=options.growth_slack_mb,
         )
 
-    async def _first_index(self, replay: Replay) -> None:
+    async def _first_index(self, replay: ReplayProcess) -> None:
         """Wait for the oracle's first index of the replayed market: the clients need a price."""
         deadline = time.monotonic() + FIRST_INDEX_TIMEOUT_S
         while not self.follower.got_index.is_set():
@@ -320,7 +324,7 @@ class LoadRun:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.follower.got_index.wait(), 0.5)
 
-    def _pids(self, replay: Replay, pool: ClientPool) -> dict[str, int]:
+    def _pids(self, replay: ReplayProcess, pool: ClientPool) -> dict[str, int]:
         exchange = self.exchange
         pids = {service.name: service.process.pid for service in exchange.services}
         pids["broker"] = exchange.broker.process.pid
@@ -330,7 +334,7 @@ class LoadRun:
         return pids
 
     async def _windows(
-        self, pool: ClientPool, replay: Replay, sampler: ProcessSampler
+        self, pool: ClientPool, replay: ReplayProcess, sampler: ProcessSampler
     ) -> tuple[list[Window], list[Sample]]:
         """Window after window until the duration, the replay's end, or a signal."""
         options, follower = self.options, self.follower
