@@ -508,8 +508,8 @@ class Worker:
         # Every request of the steps before has been answered or given up: their arrays go,
         # and so do the orders known to have ended (only a request in flight can race one).
         self.base += len(self.scheduled)
-        for numbers_of in (self.scheduled, self.answered_ns, self.sent_ns, self.owner, self.target):
-            del numbers_of[:]
+        for column in (self.scheduled, self.answered_ns, self.sent_ns, self.owner, self.target):
+            del column[:]
         del self.kinds[:]
         for known in self.clients:
             known.ended.clear()

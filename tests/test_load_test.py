@@ -44,7 +44,7 @@ def test_a_short_load_run_reports_acks_replay_events_and_every_process_memory(
     assert "load test:" in completed.stderr and "memory rule:" in completed.stderr
     assert report["test"] == "load" and report["setup"]["clients"] == 3
     windows = report["windows"]
-    assert 3 <= len(windows) <= 5
+    assert 2 <= len(windows) <= 5  # 4 s in windows of 1 s, each with its answers awaited
     assert [row["window"] for row in report["latency_over_time"]] == list(range(len(windows)))
     # Orders were acked in every window, each with its latency percentiles.
     for window in windows:
