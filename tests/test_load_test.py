@@ -57,6 +57,7 @@ def test_a_short_load_run_reports_acks_replay_events_and_every_process_memory(
     assert replay["format"] == "ohlcv" and replay["index_ticks"] > 0
     assert replay["feed_to_mark_ms"]["count"] > 0
     assert sum(w["index_ticks"] for w in windows) > 0 and sum(w["marks"] for w in windows) > 0
+    assert sum(w["tick_to_mark_ms"]["count"] for w in windows) > 0
     assert report["pushes"]["count"] > 0
     assert report["errors"]["counted"] == 0, report["errors"]
     # Memory was sampled for every service, the broker and the load's own processes.

@@ -63,8 +63,10 @@ def test_a_window_counts_acks_without_the_order_errors_and_lost_races() -> None:
         index_ticks=500,
         marks=120,
         reference_price="104000.0",
+        tick_to_mark_ms=[float(ms) for ms in range(1, 101)],
     )
     assert window.acked == 94 - 3 - 1  # a query's error is not an order's
+    assert window.tick_to_mark_ms["count"] == 100 and window.tick_to_mark_ms["p99"] == 99.0
     assert window.latency_ms == {"p50": 2.0, "p99": 9.0, "p99_9": 12.0, "max": 15.0}
     assert latency_over_time([window]) == [
         {
@@ -76,6 +78,8 @@ def test_a_window_counts_acks_without_the_order_errors_and_lost_races() -> None:
             "p99_9": 12.0,
             "max": 15.0,
             "errors": 5,
+            "tick_to_mark_p50": 50.0,
+            "tick_to_mark_p99": 99.0,
             "others_cpu_percent": None,
         }
     ]

@@ -19,6 +19,7 @@ import msgspec
 
 from load.bench_gateway import KINDS, ORDER_KINDS
 from load.loadtest.procstat import MIB, Sample
+from load.replay.summary import percentiles
 
 GROWTH_TOLERANCE = 0.20
 """End RSS above middle RSS by more than this fraction (and ``GROWTH_SLACK_MB``) is growth."""
@@ -63,6 +64,9 @@ class Window(msgspec.Struct, kw_only=True):
     index_ticks: int
     """Index ticks on the price topic in the window: the replay's events."""
     marks: int
+    tick_to_mark_ms: dict[str, Any]
+    """The oracle's marks, each from the tick that closed its point as seen on the price topic:
+    count, p50, p90, p99, p99.9, max."""
     reference_price: str
     """Where the clients placed their orders: the oracle's latest index before the window."""
     problems: list[str]
@@ -79,6 +83,7 @@ def window_of(
     index_ticks: int,
     marks: int,
     reference_price: str,
+    tick_to_mark_ms: Sequence[float] = (),
 ) -> Window:
     """A window from one step of the gateway load generator (``bench_gateway.step_result``)."""
     order_errors = sum(
@@ -101,6 +106,7 @@ def window_of(
         pushes_by_channel=step["pushes_by_channel"],
         index_ticks=index_ticks,
         marks=marks,
+        tick_to_mark_ms=percentiles(tick_to_mark_ms),
         reference_price=reference_price,
         problems=step["problems"],
     )
@@ -199,7 +205,8 @@ def _mb(value: float | None) -> float | None:
 
 
 def latency_over_time(windows: Sequence[Window]) -> list[dict[str, Any]]:
-    """p50, p99, p99.9 and max of the order commands of each window, with its time and load."""
+    """p50, p99, p99.9 and max of the order commands of each window, with its time and load,
+    and the p50 and p99 of its marks' latency (None in a window without marks)."""
     return [
         {
             "window": w.index,
@@ -207,6 +214,8 @@ def latency_over_time(windows: Sequence[Window]) -> list[dict[str, Any]]:
             "acked_per_s": round(w.acked / w.seconds, 1) if w.seconds else None,
             **w.latency_ms,
             "errors": sum(w.errors_by_code.values()),
+            "tick_to_mark_p50": w.tick_to_mark_ms.get("p50"),
+            "tick_to_mark_p99": w.tick_to_mark_ms.get("p99"),
             "others_cpu_percent": w.processes.get("others", {}).get("cpu_percent"),
         }
         for w in windows
@@ -338,12 +347,13 @@ def table(report: dict[str, Any]) -> str:
         f"{latency['p99']['median_window']} / {latency['p99']['worst_window']}, p99.9 "
         f"{latency['p99_9']['median_window']} / {latency['p99_9']['worst_window']}",
         f"  {'window':>6} {'at s':>7} {'acked/s':>8} {'p50':>8} {'p99':>8} {'p99.9':>8} "
-        f"{'errors':>6} {'others cpu %':>12}",
+        f"{'errors':>6} {'mark p50':>9} {'mark p99':>9} {'others cpu %':>12}",
     ]
     for row in report["latency_over_time"]:
         lines.append(
             f"  {row['window']:>6} {row['at_s']:>7} {row['acked_per_s']!s:>8} {row['p50']!s:>8} "
             f"{row['p99']!s:>8} {row['p99_9']!s:>8} {row['errors']:>6} "
+            f"{row['tick_to_mark_p50']!s:>9} {row['tick_to_mark_p99']!s:>9} "
             f"{row['others_cpu_percent']!s:>12}"
         )
     replay = report["replay"]

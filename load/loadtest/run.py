@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import deque
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,6 +73,8 @@ REPLAY_STOP_TIMEOUT_S = 90.0
 """How long the replay may take, after SIGINT, to await its last results and write its summary."""
 BAND_PERCENT = 4
 """How far from the mark the clients' reference may be: inside the market's 5 % price band."""
+TICKS_KEPT = 100_000
+"""Ticks awaiting a mark, at most (the oracle may ignore a source: the rest are forgotten)."""
 MAX_WINDOWS = 100_000
 """A bound on the windows of one run, whatever the options."""
 WINDOW_START_NS = 50_000_000
@@ -112,7 +115,11 @@ class PriceFollower:
     the last price and a moving basis, so clients trading around the mark would pin it where
     they trade (their trades are the last price) instead of following the replayed market. The
     index is held within ``BAND_PERCENT`` of the mark, as a trader must stay inside the price
-    band: in a fast replay of a crash the mark lags the index."""
+    band: in a fast replay of a crash the mark lags the index.
+
+    It also times each mark from the tick that closed its point (the first tick at or after the
+    point's time, as the replay measures it) as seen on the topic: the mark's latency per
+    window, beside the replay's figure for the whole run (which also counts its producer)."""
 
     def __init__(self, settings: Settings, symbol: str) -> None:
         self.settings = settings
@@ -122,6 +129,15 @@ class PriceFollower:
         self.index: int | None = None
         self.mark: int | None = None
         self.got_index = asyncio.Event()
+        self.tick_to_mark_ms: list[float] = []
+        """Since the window began (``take_latencies``)."""
+        self._ticks: deque[tuple[int, float]] = deque(maxlen=TICKS_KEPT)
+        """(event time, seen at) of the ticks no mark has passed yet."""
+
+    def take_latencies(self) -> list[float]:
+        """The tick-to-mark latencies gathered since the last call."""
+        taken, self.tick_to_mark_ms = self.tick_to_mark_ms, []
+        return taken
 
     @property
     def reference(self) -> int:
@@ -159,9 +175,15 @@ class PriceFollower:
         message = PRICE_DECODER.decode(value)
         if isinstance(message, IndexTick) and message.symbol == self.symbol:
             self.ticks += 1
+            self._ticks.append((message.time, time.monotonic()))
         elif isinstance(message, MarkTick) and message.symbol == self.symbol:
             self.marks += 1
             self.mark = message.mark or self.mark
+            ticks = self._ticks
+            while ticks and ticks[0][0] < message.time:
+                ticks.popleft()
+            if ticks:  # the first tick at or after the point closed it
+                self.tick_to_mark_ms.append((time.monotonic() - ticks[0][1]) * 1000)
         elif isinstance(message, IndexPrice) and message.symbol == self.symbol and message.price:
             self.index = message.price
             self.got_index.set()
@@ -363,6 +385,7 @@ class LoadRun:
                 lot_factor=lot_factor_at(reference),
             )
             ticks, marks, started = follower.ticks, follower.marks, time.monotonic()
+            follower.take_latencies()
             timeout = length + options.engine_timeout_s + STEP_GRACE_S + 30
             parts = await pool.call(("step", step), self.check, timeout)
             result = step_result(step, parts, {}, self.client_options)
@@ -374,6 +397,7 @@ class LoadRun:
                 seconds=sample.at_s - started,
                 index_ticks=follower.ticks - ticks,
                 marks=follower.marks - marks,
+                tick_to_mark_ms=follower.take_latencies(),
                 reference_price=price_text(reference),
             )
             window.processes = process_figures(samples[-1], sample)
