@@ -356,6 +356,9 @@ def _load(args: argparse.Namespace) -> int:
     from load.loadtest.report import table
     from load.loadtest.run import LoadOptions, run_load
 
+    if not Path(args.file).is_file():  # before starting a whole exchange for nothing
+        log.error("load_failed", file=args.file, error="no such file")
+        return 1
     options = LoadOptions(
         path=args.file,
         speed=args.speed,
