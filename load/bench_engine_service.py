@@ -35,7 +35,6 @@ Run: ``python -m load.bench_engine_service [--rate 5000 --duration 20 ...]``.
 import argparse
 import asyncio
 import importlib.metadata
-import json
 import math
 import os
 import platform
@@ -44,13 +43,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -67,7 +65,7 @@ from exchange.engine_commands import Deposit, EngineCommand, MarkPrice, OrderCom
 from exchange.engine_events import CommandRejected, EngineEvent, MarketEvent
 from exchange.events import Rejected, Trade
 from exchange.orders import OrderType, Side, TimeInForce
-from load.echo_service import configure_logging
+from load.bench_run import BenchError, bench_main, cancel_on_sigterm, ratio_of, workdir
 from services.broker import EmbeddedBroker, create_topics, start_broker
 from services.settings import Settings, env_var, load_settings
 from services.wire import ENCODER, CommandBatch, CommandEnvelope, EventJoiner
@@ -100,10 +98,6 @@ MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
 STOP_TIMEOUT_S = 20.0
 """How long a service may take to finish its batch and snapshot after SIGTERM."""
 LOG_TAIL = 3_000
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure: a service died, timed out, or answered wrongly."""
 
 
 # ------------------------------------------------------------------------ the command stream
@@ -955,9 +949,7 @@ async def run(options: Options) -> dict[str, Any]:
     SIGTERM cancels the run like Ctrl-C does, so the services and the broker are stopped on the
     way out instead of being left behind.
     """
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    cancel_on_sigterm()
     settings = load_settings()
     count = max(
         options.throughput_commands if "throughput" in options.phases else 0,
@@ -974,26 +966,16 @@ async def run(options: Options) -> dict[str, Any]:
     generate_s = time.perf_counter() - started
     log.info("stream generated", commands=len(stream.envelopes), seconds=round(generate_s, 1))
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    with _workdir(options.keep) as workdir:
-        bench = Bench(options, settings, stream, workdir)
+    with workdir(options.keep, kept="run", prefix="bench-engine-", what=KEPT) as work:
+        bench = Bench(options, settings, stream, work)
         for mode in options.phases:
             for kind in options.services:
                 results.setdefault(mode, {})[kind] = await bench.phase(kind, mode)
     return report(options, settings, stream, generate_s, results)
 
 
-@contextmanager
-def _workdir(keep: str) -> Iterator[Path]:
-    """``keep`` (created, left in place, a fresh subdirectory per run), else a temporary
-    directory that is removed afterwards."""
-    if keep:
-        path = Path(keep) / time.strftime("run-%Y%m%d-%H%M%S")
-        path.mkdir(parents=True)
-        log.info("keeping service logs and snapshots", directory=str(path))
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-engine-") as temporary:
-        yield Path(temporary)
+KEPT = "service logs and snapshots"
+"""What ``--keep`` keeps."""
 
 
 def report(
@@ -1013,7 +995,7 @@ def report(
         for kind, phase in throughput.items():
             summary[f"{kind}_commands_per_second"] = phase["sustained_commands_per_second"]
         if engine and echo:
-            summary["throughput_engine_to_echo"] = _ratio(
+            summary["throughput_engine_to_echo"] = ratio_of(
                 engine["sustained_commands_per_second"], echo["sustained_commands_per_second"]
             )
         if engine:
@@ -1028,7 +1010,7 @@ def report(
             figures = phase["latency_ms"]
             summary[f"{kind}_latency_ms"] = {key: figures[key] for key in LATENCY_HEADLINE}
         if engine and echo:
-            ratio = _ratio(engine["latency_ms"]["p99"], echo["latency_ms"]["p99"])
+            ratio = ratio_of(engine["latency_ms"]["p99"], echo["latency_ms"]["p99"])
             summary["p99_engine_to_echo"] = ratio
             targets["p99_ratio_max"] = TARGET_P99_RATIO
             targets["p99_ratio_met"] = ratio is not None and ratio <= TARGET_P99_RATIO
@@ -1067,10 +1049,6 @@ def report(
     }
     out["versions"] = versions()
     return out
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
 
 
 def versions() -> dict[str, Any]:
@@ -1253,18 +1231,8 @@ def _options(args: argparse.Namespace) -> Options:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON report. Exit 1 when a phase could not measure or the
     answers were wrong (the report says why), 0 otherwise, targets met or not."""
-    configure_logging()
     options = _options(_parser().parse_args(argv))
-    try:
-        result = asyncio.run(run(options))
-    except BenchError as error:
-        log.error("benchmark failed", error=str(error))
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log.error("benchmark interrupted")
-        return 130
-    print(json.dumps(result, indent=2))
-    return 0 if result["ok"] else 1
+    return bench_main(lambda: run(options))
 
 
 if __name__ == "__main__":

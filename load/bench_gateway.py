@@ -48,7 +48,6 @@ run (a few clients at a low rate, seconds).
 
 import argparse
 import asyncio
-import json
 import math
 import multiprocessing
 import os
@@ -56,14 +55,12 @@ import random
 import secrets
 import signal
 import socket
-import sys
-import tempfile
 import time
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
 from multiprocessing.connection import Connection as Pipe
@@ -76,7 +73,6 @@ import structlog
 
 from load.bench_engine_service import (
     Bench,
-    BenchError,
     Service,
     StreamGenerator,
     engine_command,
@@ -86,6 +82,7 @@ from load.bench_engine_service import (
     versions,
 )
 from load.bench_engine_service import Options as EngineBenchOptions
+from load.bench_run import BenchError, bench_main, cancel_on_sigterm, ratio_of, workdir
 from load.echo_service import configure_logging
 from services.broker import EmbeddedBroker, create_topics, start_broker
 from services.gateway.auth import sign_login
@@ -273,16 +270,27 @@ def qty_text(lots: int) -> str:
 class Step:
     """One measured step: ``count`` requests over all workers at ``rate`` per second from
     ``t0_ns`` (``time.monotonic_ns``, the same clock in every process on Linux); the first
-    ``warmup`` of them are not counted."""
+    ``warmup`` of them are not counted. Orders are placed around ``reference`` (ticks): the
+    benchmark's fixed price, or the mark of a replay that moves it (``exchange load``); their
+    sizes are the mix's times ``lot_factor``, which keeps them above the minimum notional at a
+    lower price (``lot_factor_at``)."""
 
     index: int
     rate: int
     count: int
     warmup: int
     t0_ns: int
+    reference: int = REFERENCE
+    lot_factor: int = 1
 
     def scheduled(self, i: int) -> int:
         return self.t0_ns + i * 1_000_000_000 // self.rate
+
+
+def lot_factor_at(reference: int) -> int:
+    """How many times the mix's sizes an order needs at ``reference`` (ticks) to stay as far
+    above the minimum notional as at ``REFERENCE``: 1 there and above."""
+    return max(1, -(-REFERENCE // max(1, reference)))
 
 
 def step_draws(seed: int, step: int, worker: int) -> random.Random:
@@ -320,7 +328,9 @@ class Client:
 class Worker:
     """A client process: its share of the connections, one event loop, answers to the
     orchestrator over a pipe. Requests of all steps are numbered from 0 in this process; a
-    request's id is its number, and the arrays below are indexed by it."""
+    request's id is its number. The arrays below hold the current step's requests only, indexed
+    by id − ``base`` (the first id of the step), so that a long run of many steps keeps its
+    memory bounded."""
 
     def __init__(
         self, url: str, clients: Sequence[int], worker: int, workers: int, options: "Options"
@@ -331,6 +341,9 @@ class Worker:
         self.workers = workers
         self.options = options
         self.clients: list[Client] = []
+        self.base = 0
+        self.reference = REFERENCE
+        self.lot_factor = 1
         self.scheduled = array("q")
         self.answered_ns = array("q")
         self.sent_ns = array("q")
@@ -453,18 +466,19 @@ class Worker:
             else:
                 waiting.set_result(frame)
             return
-        if not 0 <= request_id < len(self.answered_ns) or self.owner[request_id] != client.index:
+        request = request_id - self.base
+        if not 0 <= request < len(self.answered_ns) or self.owner[request] != client.index:
             self.unknown += 1
             return
-        if self.answered_ns[request_id]:
+        if self.answered_ns[request]:
             self.repeated += 1
             return
-        self.answered_ns[request_id] = now
+        self.answered_ns[request] = now
         self._progress.set()
-        kind = self.kinds[request_id]
+        kind = self.kinds[request]
         if frame.error is not None:
             code = frame.error.code
-            target = self.target[request_id]
+            target = self.target[request]
             if code == "unknown_order" and target in client.ended:
                 self.lost_races += 1
             else:
@@ -477,9 +491,9 @@ class Worker:
                 client.resting.pop(order.order_id, None)
                 client.ended.add(order.order_id)
             elif kind <= Kind.PASSIVE_POST_ONLY:
-                client.resting[order.order_id] = self._placed.pop(request_id, (True, 0, 0))
+                client.resting[order.order_id] = self._placed.pop(request, (True, 0, 0))
             elif kind == Kind.AMEND_PRICE or kind == Kind.AMEND_QTY:
-                amended = self._placed.pop(request_id, None)
+                amended = self._placed.pop(request, None)
                 if amended is not None and order.order_id in client.resting:
                     client.resting[order.order_id] = amended
 
@@ -489,9 +503,18 @@ class Worker:
         """Send this worker's share of ``step`` on schedule; wait for the answers; report."""
         options = self.options
         self._placed = {}
+        self.reference = step.reference
+        self.lot_factor = step.lot_factor
+        # Every request of the steps before has been answered or given up: their arrays go,
+        # and so do the orders known to have ended (only a request in flight can race one).
+        self.base += len(self.scheduled)
+        for column in (self.scheduled, self.answered_ns, self.sent_ns, self.owner, self.target):
+            del column[:]
+        del self.kinds[:]
+        for known in self.clients:
+            known.ended.clear()
         rng = step_draws(options.seed, step.index, self.worker)
         mine = range(self.worker, step.count, self.workers)
-        first = len(self.scheduled)
         n = len(mine)
         clients = self.clients
         count = len(clients)
@@ -520,22 +543,21 @@ class Worker:
         scheduled = self.scheduled
         while sent < n:
             now = monotonic_ns()
-            while sent < n and scheduled[first + sent] <= now:
-                request_id = first + sent
+            while sent < n and scheduled[sent] <= now:
+                request = sent
                 client = clients[who[sent]]
                 frame = self._frame(
-                    request_id, client, what[sent], numbers[sent], sizes[sent], depths[sent]
+                    request, client, what[sent], numbers[sent], sizes[sent], depths[sent]
                 )
-                self.sent_ns[request_id] = monotonic_ns()
+                self.sent_ns[request] = monotonic_ns()
                 await client.ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
                 sent += 1
             if sent < n:
-                await sleep(max(0.0005, (scheduled[first + sent] - monotonic_ns()) / 1e9))
+                await sleep(max(0.0005, (scheduled[sent] - monotonic_ns()) / 1e9))
         deadline = time.monotonic() + options.engine_timeout_s + STEP_GRACE_S
         answered = self.answered_ns
-        last = first + n
         while time.monotonic() < deadline:
-            missing = next((r for r in range(first, last) if not answered[r]), None)
+            missing = next((r for r in range(n) if not answered[r]), None)
             if missing is None:
                 break
             self._progress.clear()
@@ -544,20 +566,18 @@ class Worker:
         cpu = time.process_time() - cpu0
         warm = sum(1 for i in mine if i < step.warmup)
         kinds = self.kinds
-        commands = [r for r in range(first + warm, last) if answered[r] and kinds[r] in ORDER_KINDS]
-        queries = [
-            r for r in range(first + warm, last) if answered[r] and kinds[r] not in ORDER_KINDS
-        ]
+        commands = [r for r in range(warm, n) if answered[r] and kinds[r] in ORDER_KINDS]
+        queries = [r for r in range(warm, n) if answered[r] and kinds[r] not in ORDER_KINDS]
         latencies = array("q", (answered[r] - scheduled[r] for r in commands))
         query_latencies = array("q", (answered[r] - scheduled[r] for r in queries))
         at_ms = array("i", ((scheduled[r] - step.t0_ns) // 1_000_000 for r in commands))
-        lags = array("q", (self.sent_ns[r] - scheduled[r] for r in range(first, last)))
-        sent_kinds = Counter(KINDS[self.kinds[r]] for r in range(first, last))
+        lags = array("q", (self.sent_ns[r] - scheduled[r] for r in range(n)))
+        sent_kinds = Counter(KINDS[self.kinds[r]] for r in range(n))
         return {
             "worker": self.worker,
             "sent": n,
             "measured": n - warm,
-            "answered": sum(1 for r in range(first, last) if answered[r]),
+            "answered": sum(1 for r in range(n) if answered[r]),
             "latencies": latencies.tobytes(),
             "query_latencies": query_latencies.tobytes(),
             "scheduled_ms": at_ms.tobytes(),
@@ -574,20 +594,25 @@ class Worker:
         }
 
     def _frame(
-        self, request_id: int, client: Client, kind: Kind, u: float, lots: int, depth: int
+        self, request: int, client: Client, kind: Kind, u: float, lots: int, depth: int
     ) -> bytes:
-        """The request's frame; a cancel or amend with nothing to aim at, and a placement at
-        ``MAX_RESTING``, become the other (the kind recorded is the one sent)."""
+        """The frame of the step's request number ``request``; a cancel or amend with nothing
+        to aim at, and a placement at ``MAX_RESTING``, become the other (the kind recorded is
+        the one sent)."""
+        request_id = self.base + request
+        reference, factor = self.reference, self.lot_factor
+        lots *= factor
+        least = MIN_LOTS * factor
         resting = client.resting
         if kind in (Kind.CANCEL, Kind.AMEND_PRICE, Kind.AMEND_QTY) and not resting:
             kind = Kind.PASSIVE_GTC
         elif kind <= Kind.PASSIVE_POST_ONLY and len(resting) >= MAX_RESTING:
             kind = Kind.CANCEL
-        self.kinds[request_id] = kind
+        self.kinds[request] = kind
         buy = u < 0.5
         if kind <= Kind.PASSIVE_POST_ONLY:
-            price = REFERENCE - depth if buy else REFERENCE + depth
-            self._placed[request_id] = (buy, price, lots)
+            price = reference - depth if buy else reference + depth
+            self._placed[request] = (buy, price, lots)
             return _ENCODE(
                 _Place(
                     request_id,
@@ -600,7 +625,7 @@ class Worker:
                 )
             )
         if kind == Kind.CROSS_IOC:
-            price = REFERENCE + CROSS_TICKS if buy else REFERENCE - CROSS_TICKS
+            price = reference + CROSS_TICKS if buy else reference - CROSS_TICKS
             return _ENCODE(
                 _Place(
                     request_id,
@@ -615,7 +640,7 @@ class Worker:
         if kind == Kind.MARKET:
             side = "buy" if buy else "sell"
             return _ENCODE(
-                _Place(request_id, "place_order", SYMBOL, side, qty_text(MIN_LOTS), "market")
+                _Place(request_id, "place_order", SYMBOL, side, qty_text(least), "market")
             )
         if kind >= Kind.QUERY_OPEN_ORDERS:
             if kind == Kind.QUERY_OPEN_ORDERS:
@@ -625,22 +650,22 @@ class Worker:
         # A cancel or an amend of one of the client's resting orders, drawn by ``u``.
         order_ids = list(resting)
         order_id = order_ids[int(u * len(order_ids))]
-        self.target[request_id] = order_id
+        self.target[request] = order_id
         if kind == Kind.CANCEL:
             del resting[order_id]
             return _ENCODE(_Target(request_id, "cancel_order", SYMBOL, order_id))
         is_buy, price, open_lots = resting[order_id]
-        if kind == Kind.AMEND_QTY and open_lots > MIN_LOTS:
-            new_lots = MIN_LOTS + int(u * (open_lots - MIN_LOTS))
-            self._placed[request_id] = (is_buy, price, new_lots)
+        if kind == Kind.AMEND_QTY and open_lots > least:
+            new_lots = least + int(u * (open_lots - least))
+            self._placed[request] = (is_buy, price, new_lots)
             return _ENCODE(
                 _Target(request_id, "amend_order", SYMBOL, order_id, qty=qty_text(new_lots))
             )
-        self.kinds[request_id] = Kind.AMEND_PRICE
-        new_price = REFERENCE - depth if is_buy else REFERENCE + depth
+        self.kinds[request] = Kind.AMEND_PRICE
+        new_price = reference - depth if is_buy else reference + depth
         if new_price == price:
             new_price += -1 if is_buy else 1
-        self._placed[request_id] = (is_buy, new_price, open_lots)
+        self._placed[request] = (is_buy, new_price, open_lots)
         return _ENCODE(
             _Target(request_id, "amend_order", SYMBOL, order_id, price=price_text(new_price))
         )
@@ -798,8 +823,7 @@ class GatewayBench:
         self.options = options
         self.settings = settings
         self.workdir = workdir
-        self.pipes: list[Pipe] = []
-        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.pool: ClientPool | None = None
 
     async def run(self) -> dict[str, Any]:
         options = self.options
@@ -838,7 +862,8 @@ class GatewayBench:
             )
             return await self._measure(f"http://127.0.0.1:{port}", services, broker)
         finally:
-            await self._stop_workers()
+            if self.pool is not None:
+                await self.pool.stop()
             for service in reversed(services):
                 await asyncio.to_thread(service.stop)
             await asyncio.to_thread(broker.stop)
@@ -847,22 +872,14 @@ class GatewayBench:
         self, url: str, services: list[Service], broker: EmbeddedBroker
     ) -> dict[str, Any]:
         options = self.options
-        context = multiprocessing.get_context("spawn")
-        workers = max(1, min(options.workers, options.clients))
-        for worker in range(workers):
-            mine = list(range(worker, options.clients, workers))
-            here, there = context.Pipe()
-            process = context.Process(
-                target=worker_main,
-                args=(there, url, mine, worker, workers, options),
-                name=f"bench-client-{worker}",
-                daemon=True,
-            )
-            process.start()
-            self.pipes.append(here)
-            self.processes.append(process)
+        self.pool = pool = ClientPool(url, options)
+
+        def check() -> None:
+            for service in services:
+                service.check()
+
         started = time.monotonic()
-        setups = await self._all(("setup",), services, SETUP_TIMEOUT_S)
+        setups = await pool.call(("setup",), check, SETUP_TIMEOUT_S)
         setup = {
             "clients": sum(s["clients"] for s in setups),
             "seconds": round(time.monotonic() - started, 3),
@@ -874,7 +891,7 @@ class GatewayBench:
                 "gateway": [services[1].process.pid],
                 "engine": [services[0].process.pid],
                 "broker": [broker.process.pid],
-                "clients": [p.pid for p in self.processes if p.pid is not None],
+                "clients": pool.pids,
             }
         )
         plan = [(options.rate, options.duration_s, options.warmup_s)]
@@ -893,9 +910,9 @@ class GatewayBench:
             before = cpu.sample()
             seconds = asyncio.create_task(others_by_second(cpu, step))
             try:
-                parts = await self._all(
+                parts = await pool.call(
                     ("step", step),
-                    services,
+                    check,
                     duration_s + warmup_s + options.engine_timeout_s + STEP_GRACE_S + 30,
                 )
             finally:
@@ -918,18 +935,46 @@ class GatewayBench:
             await asyncio.sleep(options.pause_s)
         return {"setup": setup, "steps": steps}
 
-    async def _all(
-        self, message: tuple[Any, ...], services: list[Service], timeout_s: float
+
+class ClientPool:
+    """The client processes (``worker_main``) of a run, each with its share of the clients,
+    and the orchestrator's end of their pipes: what the gateway benchmark and ``exchange load``
+    drive their steps through."""
+
+    def __init__(self, url: str, options: Options) -> None:
+        context = multiprocessing.get_context("spawn")
+        workers = max(1, min(options.workers, options.clients))
+        self.pipes: list[Pipe] = []
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        for worker in range(workers):
+            mine = list(range(worker, options.clients, workers))
+            here, there = context.Pipe()
+            process = context.Process(
+                target=worker_main,
+                args=(there, url, mine, worker, workers, options),
+                name=f"bench-client-{worker}",
+                daemon=True,
+            )
+            process.start()
+            self.pipes.append(here)
+            self.processes.append(process)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    async def call(
+        self, message: tuple[Any, ...], check: Callable[[], None], timeout_s: float
     ) -> list[Any]:
-        """Send every worker ``message``; their answers, or ``BenchError``."""
+        """Send every worker ``message``; their answers, or ``BenchError``. ``check`` is called
+        while waiting, to fail fast when a service the workers talk to has died."""
         for pipe in self.pipes:
             pipe.send(message)
         deadline = time.monotonic() + timeout_s
         replies: list[Any] = []
         for pipe, process in zip(self.pipes, self.processes, strict=True):
             while not await asyncio.to_thread(pipe.poll, 0.2):
-                for service in services:
-                    service.check()
+                check()
                 if not process.is_alive():
                     raise BenchError(f"client process {process.name} exited ({process.exitcode})")
                 if time.monotonic() > deadline:
@@ -940,7 +985,7 @@ class GatewayBench:
             replies.append(reply)
         return replies
 
-    async def _stop_workers(self) -> None:
+    async def stop(self) -> None:
         for pipe in self.pipes:
             with suppress(OSError):
                 pipe.send(("stop",))
@@ -1099,35 +1144,24 @@ async def measure_floor(options: Options, settings: Settings, workdir: Path) -> 
 
 async def run(options: Options) -> dict[str, Any]:
     """The floor, then the gateway's steps; the report."""
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    cancel_on_sigterm()
     settings = load_settings()
-    with _workdir(options.keep) as workdir:
+    with workdir(options.keep, kept="gateway-run", prefix="bench-gateway-", what=KEPT) as work:
         floor = None
         if options.floor:
             wall, busy = time.monotonic(), machine_cpu_seconds()
-            floor = await measure_floor(options, settings, workdir)
+            floor = await measure_floor(options, settings, work)
             floor["machine_cpu_percent"] = round(
                 100 * (machine_cpu_seconds() - busy) / (time.monotonic() - wall), 1
             )
         if floor is not None:
             log.info("floor done", p99_ms=floor["latency_ms"]["p99"], problems=floor["problems"])
-        measured = await GatewayBench(options, settings, workdir).run()
+        measured = await GatewayBench(options, settings, work).run()
     return report(options, settings, floor, measured)
 
 
-@contextmanager
-def _workdir(keep: str) -> Iterator[Path]:
-    if keep:
-        path = Path(keep) / time.strftime("gateway-run-%Y%m%d-%H%M%S")
-        path.mkdir(parents=True)
-        log.info("keeping service logs", directory=str(path))
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as temporary:
-        yield Path(temporary)
-
+KEPT = "service logs"
+"""What ``--keep`` keeps."""
 
 LATENCY_HEADLINE = ("p50", "p99", "p99_9", "max")
 
@@ -1147,7 +1181,7 @@ def report(
     targets: dict[str, Any] = {}
     if floor is not None:
         summary["floor_latency_ms"] = {k: floor["latency_ms"][k] for k in LATENCY_HEADLINE}
-        ratio = _ratio(headline["latency_ms"]["p99"], floor["latency_ms"]["p99"])
+        ratio = ratio_of(headline["latency_ms"]["p99"], floor["latency_ms"]["p99"])
         summary["p99_gateway_to_floor"] = ratio
         targets["p99_ratio_max"] = TARGET_P99_RATIO
         targets["p99_ratio_met"] = ratio is not None and ratio <= TARGET_P99_RATIO
@@ -1221,10 +1255,6 @@ def report(
         "versions": versions(),
     }
     return out
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
 
 
 def table(result: dict[str, Any]) -> str:
@@ -1351,19 +1381,8 @@ def _options(args: argparse.Namespace) -> Options:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON report (stdout) and the table (stderr). Exit 1 when it
     could not measure or answers were wrong, 0 otherwise, targets met or not."""
-    configure_logging()
     options = _options(_parser().parse_args(argv))
-    try:
-        result = asyncio.run(run(options))
-    except BenchError as error:
-        log.error("benchmark failed", error=str(error))
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log.error("benchmark interrupted")
-        return 130
-    print(json.dumps(result, indent=2))
-    print(table(result), file=sys.stderr)
-    return 0 if result["ok"] else 1
+    return bench_main(lambda: run(options), table)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_replay(commands)
     _add_drill(commands)
+    _add_load(commands)
 
     up = commands.add_parser(
         "up",
@@ -234,6 +235,74 @@ def _drill(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def _add_load(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from load.loadtest.report import GROWTH_SLACK_MB, GROWTH_TOLERANCE, MAX_ERROR_RATE
+
+    load = commands.add_parser(
+        "load",
+        help="sustained load test: the whole exchange under a replay and 200 websocket clients",
+        description="Start the exchange from a clean start on the embedded broker (without the "
+        "feed and the market maker), replay a market-data file into it and, at the same time, "
+        "trade through the websocket gateway from --clients accounts at --rate requests/s "
+        "(open loop). Reports throughput, latency percentiles per window, errors, pushes and "
+        "the memory and CPU of every process, with a check for memory growth "
+        "(docs/load-test.md). Exit 1 when the error rate or the growth check fails.",
+    )
+    load.add_argument("file", help="the market-data file to replay (exchange replay)")
+    load.add_argument("--speed", default="max", type=_speed, help="the replay's speed (max)")
+    load.add_argument("--limit", type=_positive, help="replay at most N events")
+    load.add_argument("--clients", type=_positive, default=200, help="websocket clients (200)")
+    load.add_argument(
+        "--workers", type=_positive, default=2, help="client processes they are spread over (2)"
+    )
+    load.add_argument(
+        "--rate", type=_positive, default=1_000, help="requests per second, all clients (1000)"
+    )
+    load.add_argument(
+        "--duration",
+        type=_seconds,
+        help="seconds to run (default: as long as the replay); the replay is stopped there",
+    )
+    load.add_argument(
+        "--sample-every",
+        type=_seconds,
+        default=10.0,
+        help="seconds per window: latency percentiles and process samples (10)",
+    )
+    load.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=MAX_ERROR_RATE,
+        help=f"errors per request above which the run fails ({MAX_ERROR_RATE:g})",
+    )
+    load.add_argument(
+        "--growth-tolerance",
+        type=float,
+        default=GROWTH_TOLERANCE,
+        help=f"end RSS above middle RSS by this fraction is growth ({GROWTH_TOLERANCE:g})",
+    )
+    load.add_argument(
+        "--growth-slack-mb",
+        type=float,
+        default=GROWTH_SLACK_MB,
+        help=f"... and by more than this many MB ({GROWTH_SLACK_MB:g})",
+    )
+    load.add_argument("--seed", type=int, default=1, help="the clients' draws (1)")
+    load.add_argument("--keep", default="", metavar="DIR", help="keep the logs under DIR")
+    load.add_argument("--json", metavar="PATH", help="write the report here, not to stdout")
+    load.set_defaults(handler=_load)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(Decimal(text))
+    except (InvalidOperation, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
 def _speed(text: str) -> float | None:
     if text.strip().lower() == "max":
         return None
@@ -336,6 +405,43 @@ def _replay_market(args: argparse.Namespace) -> int:
         print(text, flush=True)
     print(table(summary), file=sys.stderr, flush=True)
     return 1 if "aborted" in summary else 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    """``exchange load``: the report as JSON on stdout (or ``--json``), a table on stderr; exit
+    1 when it could not run or the report is not ok."""
+    from load.bench_run import print_report
+    from load.loadtest.report import table
+    from load.loadtest.run import LoadOptions, run_load
+
+    if not Path(args.file).is_file():  # before starting a whole exchange for nothing
+        log.error("load_failed", file=args.file, error="no such file")
+        return 1
+    options = LoadOptions(
+        path=args.file,
+        speed=args.speed,
+        limit=args.limit,
+        clients=args.clients,
+        workers=args.workers,
+        rate=args.rate,
+        duration_s=args.duration,
+        sample_every_s=args.sample_every,
+        max_error_rate=args.max_error_rate,
+        growth_tolerance=args.growth_tolerance,
+        growth_slack_mb=args.growth_slack_mb,
+        seed=args.seed,
+        keep=args.keep,
+    )
+    settings = load_settings()
+
+    async def load() -> dict[str, Any]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await run_load(options, settings, stop)
+
+    return print_report(load, table, json_path=args.json)
 
 
 def _up(_args: argparse.Namespace) -> int:

@@ -21,8 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 import msgspec
@@ -46,10 +49,9 @@ SERVICES = (
 )
 """Started in this order, stopped in the reverse one: the engine first, as everything else
 sends it commands; the gateway and the Binance front, so that clients can connect once the
-banner says so; the
-oracle, then the funding service (which samples the oracle's points) and the liquidation
-service, before the feed, so that they follow its ticks from the first; the maker last. Stopped
-the other way round, no service is left sending to one that has stopped."""
+banner says so; the oracle, then the funding service (which samples the oracle's points) and
+the liquidation service, before the feed, so that they follow its ticks from the first; the
+maker last. Stopped the other way round, no service is left sending to one that has stopped."""
 
 
 class ServiceExited(RuntimeError):
@@ -57,13 +59,20 @@ class ServiceExited(RuntimeError):
 
 
 class Service:
-    """One child process of ``up``."""
+    """One child process of ``up``: its output goes to ``log_path`` if given (``exchange load``
+    keeps the terminal for its own report), else to ``up``'s own stdout and stderr."""
 
-    def __init__(self, name: str, env: Mapping[str, str]) -> None:
+    def __init__(self, name: str, env: Mapping[str, str], log_path: Path | None = None) -> None:
         self.name = name
+        self._log: IO[bytes] | None = None
+        if log_path is not None:
+            self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", name],
             env=dict(env),
+            stdin=subprocess.DEVNULL if self._log else None,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
             start_new_session=True,
         )
 
@@ -82,11 +91,12 @@ class Service:
                 log.warning("service_killed", service=self.name, after_s=timeout_s)
                 self.process.kill()
                 self.process.wait()
+        if self._log is not None:
+            self._log.close()
         return self.process.returncode
 
 
 def free_port() -> int:
-    """A loopback port free now (for a service's health endpoint)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -137,53 +147,66 @@ def _banner(
     )
 
 
-async def run_up(settings: Settings) -> int:
-    """Run the exchange until SIGINT or SIGTERM (exit 0) or until a service dies (exit 1)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+@dataclass
+class Exchange:
+    """A running exchange: its broker, its services in start order, the settings that point at
+    them, and the environment they were started with."""
+
+    broker: EmbeddedBroker
+    settings: Settings
+    env: dict[str, str]
+    run_dir: Path
+    """Where the engine's snapshots are (``snapshots/``), for as long as it runs."""
+    services: list[Service] = field(default_factory=list)
+    health_url: str = ""
+    liquidator_url: str | None = None
+    left_out: set[str] = field(default_factory=set)
+
+    def check(self) -> None:
+        """Raise ``ServiceExited`` if any service has ended."""
+        for service in self.services:
+            service.check()
+
+
+@asynccontextmanager
+async def running_exchange(
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    left_out: set[str] | None = None,
+) -> AsyncIterator[Exchange]:
+    """Start the embedded broker, the topics and every service not ``left_out`` (by default
+    ``settings.up_without``), each once the one before is ready; stop them in the reverse order
+    on the way out (those still running). ``env`` (this process's environment by default) is
+    what the services get, beside the variables that point them at this broker; ``log_dir``
+    takes their output. Shared by ``exchange up``, ``exchange load`` and ``exchange drill``."""
     broker = await asyncio.to_thread(start_broker, settings)
-    services: list[Service] = []
+    if left_out is None:
+        left_out = set(filter(None, settings.up_without.split(",")))
     try:
         with tempfile.TemporaryDirectory(prefix="exchange-up-") as run_dir:
-            return await _run(settings, broker, run_dir, services, stop)
+            exchange = Exchange(broker, settings, {}, Path(run_dir), left_out=left_out)
+            try:
+                await _start(exchange, os.environ if env is None else env, log_dir)
+                yield exchange
+            finally:
+                for service in reversed(exchange.services):
+                    code = await asyncio.to_thread(service.stop, 15.0)
+                    log.info("service_stopped", service=service.name, status=code)
     finally:
-        for service in reversed(services):
-            code = await asyncio.to_thread(service.stop, 15.0)
-            log.info("service_stopped", service=service.name, status=code)
         broker.stop()
         log.info("broker_stopped")
 
 
-class Launched(msgspec.Struct, frozen=True):
-    """Where the services of one ``launch`` answer: the settings they run with (the broker's
-    address, the gateway's port), the engine's and the liquidation service's readiness URLs."""
-
-    settings: Settings
-    health_url: str
-    liquidator_url: str
-
-
-async def launch(
-    settings: Settings,
-    broker: EmbeddedBroker,
-    run_dir: str,
-    services: list[Service],
-    left_out: set[str],
-    extra_env: Mapping[str, str] | None = None,
-) -> Launched:
-    """Create the topics and start every service not ``left_out``, in ``SERVICES`` order, each
-    appended to ``services`` as it starts (so the caller stops what did start); wait for the
-    engine's, the gateway's and the Binance front's readiness. ``extra_env`` (``EXCHANGE_*``
-    variables) configures the services beyond the broker and ports (``exchange drill``: funding
-    interval, faucet)."""
+async def _start(exchange: Exchange, base_env: Mapping[str, str], log_dir: Path | None) -> None:
+    settings, broker = exchange.settings, exchange.broker
     health_port, gateway_port = free_port(), settings.gateway_port or free_port()
     binance_port = settings.binance_port or free_port()
     liquidator_port = free_port()
     overrides = {
         "bootstrap_servers": broker.bootstrap,
-        "snapshot_dir": str(Path(run_dir) / "snapshots"),
+        "snapshot_dir": str(exchange.run_dir / "snapshots"),
         "health_port": str(health_port),
         "health_host": "127.0.0.1",
         "liquidator_health_port": str(liquidator_port),
@@ -192,56 +215,52 @@ async def launch(
         # A key per run unless one is set: this exchange's accounts live as long as its broker.
         "gateway_master_key": settings.gateway_master_key or secrets.token_hex(32),
     }
-    env = (
-        dict(os.environ)
-        | dict(extra_env or {})
-        | {env_var(name): value for name, value in overrides.items()}
-    )
+    env = dict(base_env) | {env_var(name): value for name, value in overrides.items()}
     settings = msgspec.structs.replace(
         settings,
         bootstrap_servers=broker.bootstrap,
         gateway_port=gateway_port,
         binance_port=binance_port,
     )
+    exchange.settings, exchange.env = settings, env
     await create_topics(broker.bootstrap, settings)
-    health_url = f"http://127.0.0.1:{health_port}/health/ready"
+    exchange.health_url = f"http://127.0.0.1:{health_port}/health/ready"
+    left_out, services = exchange.left_out, exchange.services
+    if left_out:
+        log.info("services_left_out", services=sorted(left_out))
     for name in SERVICES:
         if name in left_out:
-            log.info("service_left_out", service=name)
             continue
-        services.append(Service(name, env))
+        log_path = None if log_dir is None else log_dir / f"{name}.log"
+        services.append(Service(name, env, log_path))
         if name == "engine":
-            await wait_ready(health_url, services[-1], timeout_s=60)
+            await wait_ready(exchange.health_url, services[-1], timeout_s=60)
         if name in ("gateway", "binance"):
             port = gateway_port if name == "gateway" else binance_port
             front_health = f"http://{settings.gateway_host}:{port}/health/ready"
             await wait_ready(front_health, services[-1], timeout_s=60)
-    liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
-    return Launched(settings, health_url, liquidator_url)
+    if "liquidator" not in left_out:
+        exchange.liquidator_url = f"http://127.0.0.1:{liquidator_port}/health/ready"
 
 
-async def _run(
-    settings: Settings,
-    broker: EmbeddedBroker,
-    run_dir: str,
-    services: list[Service],
-    stop: asyncio.Event,
-) -> int:
-    left_out = set(filter(None, settings.up_without.split(",")))
-    if left_out:
-        log.info("services_left_out", services=sorted(left_out), setting=env_var("up_without"))
-    launched = await launch(settings, broker, run_dir, services, left_out)
-    settings, health_url = launched.settings, launched.health_url
-    liquidator_url = launched.liquidator_url if "liquidator" not in left_out else None
-    print(_banner(settings, health_url, liquidator_url, left_out), flush=True)
-    while not stop.is_set():
-        for service in services:
+async def run_up(settings: Settings) -> int:
+    """Run the exchange until SIGINT or SIGTERM (exit 0) or until a service dies (exit 1)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_exchange(settings) as exchange:
+        banner = _banner(
+            exchange.settings, exchange.health_url, exchange.liquidator_url, exchange.left_out
+        )
+        print(banner, flush=True)
+        while not stop.is_set():
             try:
-                service.check()
+                exchange.check()
             except ServiceExited as error:
                 log.error("service_exited", error=str(error))
                 return 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
-    log.info("stopping", reason="signal")
-    return 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        log.info("stopping", reason="signal")
+        return 0

@@ -1,11 +1,12 @@
 """One drill, start to end, against the real system (docs/drills.md).
 
 1. **A clean start.** A new embedded broker and the services as processes, through
-   ``services.up.launch`` (the machinery of ``exchange up``), without the live feed and the
-   default maker, configured for the scenario: the funding interval, the faucet cap the drill's
-   deposits need, the oracle taking the drill's ticks (source ``drill``) and keeping a silent
-   source live for ``oracle_stale_after_s``, no periodic snapshot. A recorder follows the event,
-   command and price topics from their beginning (``recorder.py``).
+   ``services.up.running_exchange`` (the machinery of ``exchange up``), without the live feed,
+   the default maker and the Binance front, configured for the scenario: the funding interval,
+   the faucet cap the drill's deposits need, the oracle taking the drill's ticks (source
+   ``drill``) and keeping a silent source live for ``oracle_stale_after_s``, no periodic
+   snapshot. A recorder follows the event, command and price topics from their beginning
+   (``recorder.py``).
 2. **Warm-up.** Ticks at the start price before the path's first time, until the engine has the
    oracle's mark: the population opens at the mark, and the oracle has a book-less index to
    start from.
@@ -25,8 +26,8 @@ A service that exits during the drill aborts it: the result says so and the chec
 """
 
 import asyncio
+import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,10 @@ from load.drill.replica import read_snapshot, replica_check
 from load.drill.result import build_result, usdt
 from load.drill.scenario import DataPath, LoadedScenario, usdt_units
 from load.replay.summary import iso
-from services.broker import start_broker
 from services.engine_main import load_markets
 from services.prices import PRICE_ENCODER, IndexTick
 from services.settings import Settings, env_var
-from services.up import Service, ServiceExited, launch
+from services.up import Service, ServiceExited, running_exchange
 from services.wire import ENCODER, CommandBatch, CommandEnvelope
 
 log = structlog.get_logger("drill")
@@ -136,38 +136,31 @@ class Drill:
 
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
-        broker = await asyncio.to_thread(start_broker, self.base_settings)
         aborted: str | None = None
         statuses: dict[str, int | None] = {}
         left_out = LEFT_OUT | (set() if self.gateway else {"gateway"})
-        try:
-            with tempfile.TemporaryDirectory(prefix="exchange-drill-") as run_dir:
-                launched = await launch(
-                    self.base_settings, broker, run_dir, self.services, left_out, self.env()
-                )
-                self.settings = launched.settings
-                self.liquidator_url = launched.liquidator_url
-                self.recorder = Recorder(self.settings, self.spec, PREFIX)
-                await self.recorder.start()
-                self.producer = AIOKafkaProducer(**self.settings.producer_config())
-                await self.producer.start()
-                self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-                try:
-                    await self._until_done_or_signalled()
-                except (DrillAborted, ServiceExited, TimeoutError) as error:
-                    aborted = str(error)
-                    log.error("drill_aborted", error=aborted)
-                finally:
-                    await self.session.close()
-                    await self.producer.stop()
-                    statuses = await self._stop_services()
-                    await self._check_replica(Path(run_dir) / "snapshots")
-                    await self.recorder.stop()
-        finally:
-            for service in self.services:
-                if service.process.poll() is None:
-                    await asyncio.to_thread(service.stop, 15.0)
-            broker.stop()
+        env = {**os.environ, **self.env()}
+        async with running_exchange(self.base_settings, env=env, left_out=left_out) as exchange:
+            self.services = exchange.services
+            self.settings = exchange.settings
+            assert exchange.liquidator_url is not None  # the liquidation service is never left out
+            self.liquidator_url = exchange.liquidator_url
+            self.recorder = Recorder(self.settings, self.spec, PREFIX)
+            await self.recorder.start()
+            self.producer = AIOKafkaProducer(**self.settings.producer_config())
+            await self.producer.start()
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+            try:
+                await self._until_done_or_signalled()
+            except (DrillAborted, ServiceExited, TimeoutError) as error:
+                aborted = str(error)
+                log.error("drill_aborted", error=aborted)
+            finally:
+                await self.session.close()
+                await self.producer.stop()
+                statuses = await self._stop_services()
+                await self._check_replica(exchange.run_dir / "snapshots")
+                await self.recorder.stop()
         self.timings["total_s"] = time.monotonic() - started
         return self._result(statuses, aborted)
 
