@@ -240,12 +240,22 @@ class ReplayProcess:
             return "(no output)"
 
 
+READ_MODEL_HISTORY = 100
+"""Finished orders and fills the gateway keeps per account (1,000 by default). Both are bounded
+caches, and 200 accounts take most of a 10-minute run to fill 1,000 of each: memory that grows
+until the middle sample and on would look like a leak. With 100 they are full within the first
+minutes, so growth after the middle is what the check is for."""
+
+
 def exchange_env(options: LoadOptions) -> dict[str, str]:
     """The services' environment: this process's, with the gateway's rate limits raised as the
-    gateway benchmark raises them, its engine timeout, and the oracle's staleness for klines."""
+    gateway benchmark raises them, its engine timeout, its per-account history bounded lower
+    (``READ_MODEL_HISTORY``, unless set), and the oracle's staleness for klines."""
     env = dict(os.environ)
     env[env_var("up_without")] = LEFT_OUT
     env.setdefault(env_var("oracle_stale_after_ms"), str(ORACLE_STALE_AFTER_MS))
+    for name in ("gateway_finished_orders", "gateway_recent_fills"):
+        env.setdefault(env_var(name), str(READ_MODEL_HISTORY))
     env[env_var("gateway_engine_timeout_ms")] = str(int(options.engine_timeout_s * 1000))
     env.update({env_var(name): str(value) for name, value in GATEWAY_LIMITS.items()})
     return env
