@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,7 +194,10 @@ class CcxtBot:
             price = bid + tick if bid + tick < ask else bid
         else:
             price = ask - tick if ask - tick > bid else ask
-        await self._place(side, "limit", price, {"postOnly": True}, mid=mid, fair=round(fair, 2))
+        price = float(ex.price_to_precision(c.symbol, price))  # a float sum is off the grid
+        await self._place(
+            side, "limit", price, {"postOnly": True}, mid=round(mid, 2), fair=round(fair, 2)
+        )
 
     async def _close(self, held: float, bid: float, ask: float) -> None:
         """A reduce-only close: resting at the other side's best, at market once held long."""
@@ -305,18 +309,33 @@ class CcxtBot:
         if self.exchange is not None:
             await self.exchange.close()
 
-    async def run(self) -> dict[str, Any]:
-        """Steps every ``interval_s`` until ``duration_s`` or ``max_orders``, then ``finish``."""
+    async def run(self, stop: asyncio.Event | None = None) -> dict[str, Any]:
+        """Steps every ``interval_s`` until ``duration_s``, ``max_orders`` or ``stop``, then
+        ``finish``: a bot stopped early still leaves no order and no position behind."""
         c = self.config
+        stop = stop or asyncio.Event()
         try:
             await self.start()
             end = time.monotonic() + c.duration_s
             while time.monotonic() < end and self.orders_placed < c.max_orders:
                 await self.step()
-                await asyncio.sleep(c.interval_s)
+                try:
+                    await asyncio.wait_for(stop.wait(), c.interval_s)
+                    break
+                except TimeoutError:
+                    pass
             return await self.finish()
         finally:
             await self.close()
+
+
+async def _run_until_signalled(config: BotConfig) -> None:
+    """The bot, with Ctrl-C or SIGTERM ending it through ``finish`` rather than mid-step."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await CcxtBot(config).run(stop)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -349,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         duration_s=args.duration,
         max_orders=args.max_orders,
     )
-    asyncio.run(CcxtBot(config).run())
+    asyncio.run(_run_until_signalled(config))
 
 
 if __name__ == "__main__":
