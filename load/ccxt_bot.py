@@ -98,6 +98,9 @@ class Ledger:
     seen: set[str] = field(default_factory=set)
 
     def fill(self, side: str, amount: float, price: float, fee: float) -> None:
+        """Average-cost accounting, as Binance's position: a fill against the position realizes
+        (price - entry) on the part it closes, a fill past flat opens the rest at its price.
+        The count starts flat: a key's position from before the bot is not in it."""
         signed = amount if side == "buy" else -amount
         if self.position * signed < 0:  # reduces (or flips) the position
             closed = min(abs(signed), abs(self.position))
