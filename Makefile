@@ -68,4 +68,4 @@ $(CCXT_44_STAMP): pyproject.toml
 	touch $(CCXT_44_STAMP)
 
 ccxt-4.4: $(CCXT_44_STAMP)
-	.venv-ccxt44/bin/pytest tests/test_binance_ccxt.py tests/test_binance_ws.py
+	.venv-ccxt44/bin/pytest tests/test_binance_ccxt.py tests/test_binance_ws.py tests/test_ccxt_bot.py
