@@ -9,18 +9,13 @@ thread (``asyncio.to_thread``) while this loop serves the front.
 
 import asyncio
 import time
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import aiohttp
-from gateway_system import MASTER_KEY, WAIT_S, until
-from topics import fresh_settings
+from gateway_system import WAIT_S, EngineSystem, until
 
 from exchange.default_markets import DEFAULT_MARKETS
 from services.binance.server import BinanceFront
 from services.binance.signing import sign
-from services.engine_service import EngineService
 from services.gateway.config import gateway_config
 
 
@@ -54,52 +49,15 @@ def ccxt_config(base: str, api_key: str = "", secret: str = "") -> dict[str, Any
     }
 
 
-class BinanceSystem:
+class BinanceSystem(EngineSystem):
     """Broker topics of this test, the engine and one Binance front, started and stopped
     together. ``config``: gateway settings without their ``gateway_`` prefix."""
 
-    def __init__(self, bootstrap: str, snapshot_dir: Path, **config: Any) -> None:
-        self.bootstrap = bootstrap
-        self.snapshot_dir = snapshot_dir
-        self.config_changes = {"gateway_" + name: value for name, value in config.items()}
-        self.stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> "BinanceSystem":
-        self.settings = await fresh_settings(
-            self.bootstrap,
-            gateway_port=0,
-            binance_port=0,
-            gateway_master_key=MASTER_KEY,
-            **self.config_changes,
-        )
-        self.engine = EngineService(
-            bootstrap=self.bootstrap,
-            commands_topic=self.settings.commands_topic,
-            events_topic=self.settings.events_topic,
-            snapshot_path=self.snapshot_dir / "engine.snap",
-            specs=DEFAULT_MARKETS,
-            faucet_cap=self.settings.faucet_cap,
-        )
-        self._tasks.append(asyncio.create_task(self.engine.run(self.stop)))
-        await asyncio.wait_for(self.engine.ready.wait(), WAIT_S)
-        config = gateway_config(self.settings)
-        self.front = BinanceFront(config, self.settings, DEFAULT_MARKETS)
+    async def start_front(self) -> str:
+        self.front = BinanceFront(gateway_config(self.settings), self.settings, DEFAULT_MARKETS)
         self._tasks.append(asyncio.create_task(self.front.run(self.stop)))
         await asyncio.wait_for(until(lambda: self.front.ready), WAIT_S)
-        self.url = f"http://127.0.0.1:{self.front.port}"
-        self.http = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.http.close()
-        self.stop.set()
-        await asyncio.wait_for(asyncio.gather(*self._tasks), WAIT_S)
+        return f"http://127.0.0.1:{self.front.port}"
 
     async def account(self, deposit: str = "10000") -> tuple[str, str]:
         """A new paper account with ``deposit`` USDT: its API key and secret."""

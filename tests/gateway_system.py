@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from topics import fresh_settings
@@ -30,8 +30,9 @@ WAIT_S = 20
 MASTER_KEY = "test-master-key-0123456789abcdef"
 
 
-class System:
-    """Broker topics of this test, the engine and one gateway, started and stopped together."""
+class EngineSystem:
+    """Broker topics of this test, the engine and one front (``start_front``), started and
+    stopped together."""
 
     def __init__(
         self,
@@ -50,9 +51,13 @@ class System:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def __aenter__(self) -> "System":
+    async def __aenter__(self) -> Self:
         self.settings = await fresh_settings(
-            self.bootstrap, gateway_port=0, gateway_master_key=MASTER_KEY, **self.config_changes
+            self.bootstrap,
+            gateway_port=0,
+            binance_port=0,
+            gateway_master_key=MASTER_KEY,
+            **self.config_changes,
         )
         self.engine = EngineService(
             bootstrap=self.bootstrap,
@@ -64,12 +69,13 @@ class System:
         )
         self._tasks.append(asyncio.create_task(self.engine.run(self.stop)))
         await asyncio.wait_for(self.engine.ready.wait(), WAIT_S)
-        self.gateway = Gateway(gateway_config(self.settings), self.settings, DEFAULT_MARKETS)
-        self._tasks.append(asyncio.create_task(self.gateway.run(self.stop)))
-        await asyncio.wait_for(until(lambda: self.gateway.ready), WAIT_S)
-        self.url = f"http://127.0.0.1:{self.gateway.port}"
+        self.url = await self.start_front()
         self.http = aiohttp.ClientSession()
         return self
+
+    async def start_front(self) -> str:
+        """Start the front as a task of ``self._tasks``; its base URL once it is ready."""
+        raise NotImplementedError
 
     async def __aexit__(
         self,
@@ -80,6 +86,16 @@ class System:
         await self.http.close()
         self.stop.set()
         await asyncio.wait_for(asyncio.gather(*self._tasks), WAIT_S)
+
+
+class System(EngineSystem):
+    """The engine and one native gateway."""
+
+    async def start_front(self) -> str:
+        self.gateway = Gateway(gateway_config(self.settings), self.settings, DEFAULT_MARKETS)
+        self._tasks.append(asyncio.create_task(self.gateway.run(self.stop)))
+        await asyncio.wait_for(until(lambda: self.gateway.ready), WAIT_S)
+        return f"http://127.0.0.1:{self.gateway.port}"
 
     async def connect(self) -> "Client":
         ws = await self.http.ws_connect(f"{self.url}/ws", max_msg_size=0)
