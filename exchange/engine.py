@@ -29,6 +29,7 @@ from exchange.engine_commands import (
     EngineCommand,
     FundInsurance,
     Liquidate,
+    Login,
     MarginMode,
     MarkPrice,
     OrderCommand,
@@ -47,6 +48,7 @@ from exchange.engine_events import (
     LeverageChanged,
     Liquidation,
     LiquidationStep,
+    LoggedIn,
     MarginModeChanged,
     MarkChanged,
     MarketEvent,
@@ -199,6 +201,8 @@ class MarketSnapshot(msgspec.Struct, frozen=True):
 
 
 FIRST_CREATED_ACCOUNT = 1 << 20
+MAX_NONCE_LENGTH = 64
+"""The longest login nonce the engine remembers (the gateway's protocol allows no longer)."""
 """Accounts made by ``CreateAccount`` are numbered from here; the ids below are for tools,
 tests and the exchange's own bots (the market maker is 1,000,000)."""
 
@@ -214,6 +218,7 @@ class EngineState(msgspec.Struct, frozen=True):
     accounts: list[tuple[int, list[tuple[str, MarketAccount]]]]
     balances: list[tuple[str, int]]
     keys: list[tuple[str, int]] = []
+    nonces: list[tuple[str, list[tuple[str, int]]]] = []
     next_account: int = FIRST_CREATED_ACCOUNT
     next_order_id: int = 1
     time: int = 0
@@ -238,6 +243,7 @@ class Engine:
         default_leverage: int = 20,
         warning_ratio: int = RATE_ONE * 8 // 10,
         funding_schedules: Mapping[str, FundingSchedule] | None = None,
+        login_window_ms: int = 10_000,
     ) -> None:
         schedules = funding_schedules or {}
         self.markets: dict[str, Market] = {
@@ -249,6 +255,11 @@ class Engine:
         self.ledger = Ledger()
         self.keys: dict[str, int] = {}
         """API key hash → account, for every ``CreateAccount``."""
+        self.login_window_ms = login_window_ms
+        """How far a login's timestamp may be from a gateway's clock (the gateways' setting)."""
+        self.nonces: dict[str, dict[str, int]] = {}
+        """Per key hash, the nonces of its logins → their timestamps, while they could pass a
+        gateway's timestamp check (``Login``)."""
         self.next_account = FIRST_CREATED_ACCOUNT
         self.next_order_id = 1
         """The next id an order placed with ``order_id=0`` may get (ids in use are skipped)."""
@@ -258,6 +269,7 @@ class Engine:
         self._handlers: dict[type, Callable[[Any], list[EngineEvent]]] = {
             OrderCommand: self._order,
             CreateAccount: self._create_account,
+            Login: self._login,
             MarkPrice: self._mark,
             Deposit: self._deposit,
             Withdraw: self._withdraw,
@@ -306,6 +318,9 @@ class Engine:
         if time <= previous:
             return
         self.time = time
+        window = self.login_window_ms
+        if time // window != previous // window:
+            self._forget_nonces()
         if not previous:  # the first time seen: no interval is known to have run before it
             return
         for symbol, market in self.markets.items():
@@ -965,6 +980,32 @@ class Engine:
         self.keys[cmd.key_hash] = account
         return [AccountCreated(account, cmd.key_hash)]
 
+    def _login(self, cmd: Login) -> list[EngineEvent]:
+        account = self.keys.get(cmd.key_hash)
+        if account is None:
+            return [_rejected(CommandError.UNKNOWN_KEY, "no account has this key")]
+        if not 0 < len(cmd.nonce) <= MAX_NONCE_LENGTH:
+            message = f"a nonce has 1 to {MAX_NONCE_LENGTH} characters"
+            return [_rejected(CommandError.INVALID_NONCE, message)]
+        seen = self.nonces.setdefault(cmd.key_hash, {})
+        if cmd.nonce in seen:
+            return [_rejected(CommandError.REPLAYED_NONCE, "this nonce was used already")]
+        seen[cmd.nonce] = cmd.timestamp
+        return [LoggedIn(account, cmd.key_hash)]
+
+    def _forget_nonces(self) -> None:
+        """Forget the nonces whose login is more than two windows older than event time: no
+        gateway would take that timestamp any more (event time is the gateways' clocks, and
+        twice the window leaves room for their skew). Run when event time enters a new window,
+        so that which nonces are kept depends on the log alone."""
+        horizon = self.time - 2 * self.login_window_ms
+        for key in list(self.nonces):
+            seen = self.nonces[key]
+            for nonce in [n for n, stamp in seen.items() if stamp < horizon]:
+                del seen[nonce]
+            if not seen:
+                del self.nonces[key]
+
     def _fund_insurance(self, cmd: FundInsurance) -> list[EngineEvent]:
         if cmd.amount <= 0:
             return [_rejected(CommandError.INVALID_AMOUNT, "amount must be positive")]
@@ -1138,6 +1179,7 @@ class Engine:
             ],
             balances=list(self.ledger.items()),
             keys=sorted(self.keys.items()),
+            nonces=[(key, sorted(seen.items())) for key, seen in sorted(self.nonces.items())],
             next_account=self.next_account,
             next_order_id=self.next_order_id,
             time=self.time,
@@ -1173,6 +1215,7 @@ class Engine:
         }
         engine.ledger = Ledger(dict(state.balances))
         engine.keys = dict(state.keys)
+        engine.nonces = {key: dict(seen) for key, seen in state.nonces}
         engine.next_account = state.next_account
         engine.next_order_id = state.next_order_id
         engine.time = state.time

@@ -26,6 +26,18 @@ class CreateAccount(
     key_hash: str
 
 
+class Login(msgspec.Struct, tag="login", tag_field="cmd", frozen=True, kw_only=True):
+    """A login a gateway has checked (timestamp, signature), for the one check it cannot make
+    alone: that no gateway instance has seen this key use this nonce. The log orders every
+    instance's logins, so of two logins with the same nonce exactly one passes, wherever each
+    arrived; a captured login frame cannot be replayed on another instance."""
+
+    key_hash: str
+    nonce: str
+    timestamp: int
+    """The login's own timestamp (ms): the nonce is remembered while it could still pass."""
+
+
 class Deposit(msgspec.Struct, tag="deposit", tag_field="cmd", frozen=True, kw_only=True):
     """Paper money from the faucet, refused above the engine's per-account cap."""
 
@@ -109,6 +121,7 @@ class FundInsurance(
 
 EngineCommand = (
     CreateAccount
+    | Login
     | Deposit
     | Withdraw
     | SetLeverage

@@ -39,6 +39,11 @@ class CommandError(StrEnum):
     INVALID_KEY = "invalid_key"
     """A key hash that is not 64 lowercase hex digits (a SHA-256)."""
     DUPLICATE_KEY = "duplicate_key"
+    UNKNOWN_KEY = "unknown_key"
+    """A login for a key no account has."""
+    REPLAYED_NONCE = "replayed_nonce"
+    """A login whose nonce this key has used already (on any gateway instance)."""
+    INVALID_NONCE = "invalid_nonce"
 
 
 class CommandRejected(msgspec.Struct, tag="command_rejected", tag_field="type", frozen=True):
@@ -189,8 +194,16 @@ class AccountCreated(msgspec.Struct, tag="account_created", tag_field="type", fr
     key_hash: str
 
 
+class LoggedIn(msgspec.Struct, tag="logged_in", tag_field="type", frozen=True):
+    """The key whose SHA-256 is ``key_hash`` logged in to ``account`` (``Login``)."""
+
+    account: int
+    key_hash: str
+
+
 EngineEvent = (
     AccountCreated
+    | LoggedIn
     | CommandRejected
     | MarketEvent
     | Transfer

@@ -40,6 +40,7 @@ def engine_service(settings: Settings) -> EngineService:
         funding_schedules={
             spec.symbol: settings.funding_schedule_of(spec.symbol) for spec in specs
         },
+        login_window_ms=settings.gateway_login_window_ms,
         snapshot_every=settings.snapshot_every_commands,
         snapshot_every_ms=settings.snapshot_every_ms,
     )

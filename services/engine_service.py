@@ -210,6 +210,7 @@ class EngineService:
         faucet_cap: int,
         default_leverage: int = 20,
         funding_schedules: Mapping[str, FundingSchedule] | None = None,
+        login_window_ms: int = 10_000,
         snapshot_every: int = 10_000,
         snapshot_every_ms: int = 0,
         dedupe_window: int = 100_000,
@@ -225,6 +226,7 @@ class EngineService:
             "faucet_cap": faucet_cap,
             "default_leverage": default_leverage,
             "funding_schedules": funding_schedules,
+            "login_window_ms": login_window_ms,
         }
         self.snapshot_every = snapshot_every
         self.snapshot_every_ms = snapshot_every_ms

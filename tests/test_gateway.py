@@ -20,7 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from price_services import publish_ticks, start_funding, start_oracle
 
-from services.gateway.auth import sign_login
+from exchange.default_markets import DEFAULT_MARKETS
+from services.gateway.auth import key_hash, sign_login
+from services.gateway.config import gateway_config
+from services.gateway.server import Gateway
 from services.prices import IndexTick
 
 
@@ -72,6 +75,32 @@ async def test_accounts_and_logins(system: System) -> None:
     assert other.account == created["account"]
     await client.close()
     await other.close()
+
+
+async def test_a_login_used_on_one_gateway_instance_is_refused_on_another(system: System) -> None:
+    """Two instances on the same logs: the engine orders every instance's logins, so a captured
+    login frame that passed on one cannot pass again on the other."""
+    second = Gateway(gateway_config(system.settings), system.settings, DEFAULT_MARKETS)
+    stop = asyncio.Event()
+    running = asyncio.create_task(second.run(stop))
+    try:
+        await asyncio.wait_for(until(lambda: second.ready), WAIT_S)
+        here = await system.connect()
+        created = await here.ok("create_account")
+        api_key, secret = created["api_key"], created["api_secret"]
+        frame = login_fields(api_key, secret)
+        assert await here.ok("login", **frame) == {"account": created["account"]}
+        hashed = key_hash(api_key)
+        await asyncio.wait_for(until(lambda: hashed in second.model.accounts), WAIT_S)
+        there = Client(await system.http.ws_connect(f"http://127.0.0.1:{second.port}/ws"))
+        assert (await there.fail("login", **frame))["code"] == "replayed_nonce"
+        await there.login(api_key, secret)  # a fresh nonce passes on either instance
+        assert there.account == created["account"]
+        await here.close()
+        await there.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, WAIT_S)
 
 
 async def test_deposit_place_query_amend_and_cancel(system: System) -> None:

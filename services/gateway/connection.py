@@ -50,6 +50,8 @@ class Connection:
         self.peer = peer
         self.account: int | None = None
         """The account logged in on this connection, None before ``login``."""
+        self.logging_in = False
+        """A login is waiting for the engine's answer: another is refused meanwhile."""
         self.channels: dict[str, int] = {}
         """Subscribed channels and the ``seq`` of the last push on each."""
         self.closed = False

@@ -8,8 +8,10 @@ exactly the state after that command.
 
 from exchange.engine_events import (
     AccountCreated,
+    CommandError,
     CommandRejected,
     LeverageChanged,
+    LoggedIn,
     MarginModeChanged,
     MarketEvent,
 )
@@ -127,3 +129,17 @@ def account_created(
         if isinstance(event, AccountCreated):
             return protocol.AccountCreated(event.account, api_key, api_secret)
     raise Failure(ErrorCode.INTERNAL, "the engine did not report the account")
+
+
+def logged_in(result: CommandResult) -> protocol.LoggedIn:
+    """The engine's answer to a ``Login`` this gateway checked: the account, or ``replayed_nonce``
+    if any instance saw the nonce first. A key the engine does not know (it cannot be, as the
+    gateway knows its keys from the same log) gets the gateway's own answer for a bad key."""
+    for event in result.events:
+        if isinstance(event, CommandRejected) and event.reason is CommandError.UNKNOWN_KEY:
+            raise Failure(ErrorCode.INVALID_SIGNATURE, "unknown API key or wrong signature")
+    _refuse_if_refused(result)
+    for event in result.events:
+        if isinstance(event, LoggedIn):
+            return protocol.LoggedIn(event.account)
+    raise Failure(ErrorCode.INTERNAL, "the engine did not report the login")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import structlog
 
-from exchange.engine_commands import CreateAccount, EngineCommand
+from exchange.engine_commands import CreateAccount, EngineCommand, Login
 from services.gateway import convert, protocol, results
 from services.gateway.auth import Authenticator, key_hash
 from services.gateway.command_sender import CommandSender, wall_clock_ms
@@ -276,9 +276,14 @@ class Session:
         )
 
     def _login(self, connection: Connection, request: protocol.Login) -> None:
+        """This gateway's checks (timestamp, key and signature, its own nonces), then the
+        engine's: the log orders every instance's logins, so a nonce passes once on all of
+        them together (``Login``)."""
         if connection.account is not None:
             raise Failure(ErrorCode.ALREADY_LOGGED_IN, f"logged in as {connection.account}")
-        connection.account = self.auth.login(
+        if connection.logging_in:
+            raise Failure(ErrorCode.ALREADY_LOGGED_IN, "a login is waiting for its answer")
+        self.auth.login(
             api_key=request.api_key,
             timestamp=request.timestamp,
             nonce=request.nonce,
@@ -286,8 +291,25 @@ class Session:
             now_ms=wall_clock_ms(),
             accounts=self.model.accounts,
         )
-        self.streams.logged_in(connection)
-        self._answer(connection, request.id, protocol.LoggedIn(connection.account))
+        command = Login(
+            key_hash=key_hash(request.api_key), nonce=request.nonce, timestamp=request.timestamp
+        )
+        connection.logging_in = True
+
+        def answer(outcome: CommandResult | Failure) -> None:
+            connection.logging_in = False
+            try:
+                if isinstance(outcome, Failure):
+                    raise outcome
+                view = results.logged_in(outcome)
+            except Failure as failure:
+                connection.send(encode_error(request.id, failure.body))
+                return
+            connection.account = view.account
+            self.streams.logged_in(connection)
+            self._answer(connection, request.id, view)
+
+        self.sender.submit(command, answer)
 
     # ---------------------------------------------------------------------------- answers
 
