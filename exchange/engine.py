@@ -1076,12 +1076,8 @@ class Engine:
             other_mm = other_pnl = 0
         else:
             balance = self.ledger.balance(wallet(account_id))
-            other_mm = other_pnl = 0
-            for other_symbol, other in self.accounts.get(account_id, {}).items():
-                if other_symbol != symbol and other.mode is MarginMode.CROSS and other.size:
-                    other_market = self.markets[other_symbol]
-                    other_mm += self._maintenance(other_market, other)
-                    other_pnl += self._unrealized(other_market, other)
+            cross_mm, cross_balance = self._cross_margin(account_id)  # this position included
+            other_mm, other_pnl = cross_mm - mm, cross_balance - balance - pnl
         liquidation = margin.liquidation_price(
             size,
             account.entry_notional,
