@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from exchange import margin
 from exchange.engine_commands import MarginMode
 from exchange.market import MarketSpec
-from exchange.risk import Holding, available_balance
+from services.gateway import views
 from services.gateway.read_model import ReadModel
 
 
@@ -39,6 +39,8 @@ class PositionFigures:
 class AccountFigures:
     wallet: int
     """The cross wallet (isolated wallets are the positions')."""
+    available: int
+    """The engine's available balance (``gateway.views.available``), at least 0."""
     positions: list[PositionFigures] = field(default_factory=list)
 
     @property
@@ -78,28 +80,11 @@ class AccountFigures:
     def maintenance(self) -> int:
         return sum(p.maintenance for p in self.positions)
 
-    @property
-    def available(self) -> int:
-        """The engine's available balance (``risk.available_balance``), at least 0."""
-        holdings = [
-            Holding(
-                p.open_order_margin,
-                p.mode is MarginMode.CROSS,
-                p.size,
-                p.entry_notional,
-                p.leverage,
-                p.unrealized_pnl,
-                p.isolated_wallet,
-            )
-            for p in self.positions
-        ]
-        return max(0, available_balance(self.wallet, holdings))
-
 
 def figures(model: ReadModel, specs: dict[str, MarketSpec], account: int) -> AccountFigures:
     """Every market's figures for ``account`` (flat markets too: Binance lists them all)."""
     state = model.account(account)
-    result = AccountFigures(wallet=state.wallet)
+    result = AccountFigures(state.wallet, max(0, views.available(model, specs, account)))
     raw = []
     for symbol, spec in specs.items():
         position = model.position(account, symbol)

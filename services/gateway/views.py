@@ -5,7 +5,7 @@ or an entry price, a ratio that need not end, is rounded half-even to four place
 tick, and the exact figure beside it (``entry_notional``) is there for whoever needs it.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from exchange import margin
@@ -129,39 +129,13 @@ class Views:
         )
 
     def balance(self, model: ReadModel, account: int) -> protocol.BalanceView:
-        """The wallets, and the available balance as the engine reckons it
-        (``risk.available_balance``) at the prices of the event log."""
         state = model.account(account)
-        holdings = [
-            Holding(held, True, 0, 0, 1, 0, 0)  # orders in a market it holds no position in
-            for symbol, held in state.order_margin.items()
-            if symbol not in state.positions
-        ]
-        for symbol, position in state.positions.items():
-            price = model.price(symbol)
-            pnl = 0
-            if price is not None and position.size:
-                multiplier = self.markets.specs[symbol].multiplier
-                pnl = margin.unrealized_pnl(
-                    position.size, position.entry_notional, price, multiplier
-                )
-            holdings.append(
-                Holding(
-                    state.order_margin.get(symbol, 0),
-                    position.mode is MarginMode.CROSS,
-                    position.size,
-                    position.entry_notional,
-                    position.leverage,
-                    pnl,
-                    state.isolated.get(symbol, 0),
-                )
-            )
         return protocol.BalanceView(
             asset=self.markets.settle_asset,
             wallet=self.money(state.wallet),
             isolated=self.money(sum(state.isolated.values())),
             order_margin=self.money(sum(state.order_margin.values())),
-            available=self.money(available_balance(state.wallet, holdings)),
+            available=self.money(available(model, self.markets.specs, account)),
         )
 
     def book(
@@ -413,6 +387,36 @@ class Views:
             for key in sorted(board.quantiles.get(account, {}))
         ]
         return protocol.MarginView(views, adl)
+
+
+def available(model: ReadModel, specs: Mapping[str, MarketSpec], account: int) -> int:
+    """The account's available balance as the engine reckons it (``risk.available_balance``),
+    from the event log's positions, wallets and order margins at its prices
+    (``ReadModel.price``): what the native gateway and the Binance front both show."""
+    state = model.account(account)
+    holdings = [
+        Holding(held, True, 0, 0, 1, 0, 0)  # orders in a market it holds no position in
+        for symbol, held in state.order_margin.items()
+        if symbol not in state.positions
+    ]
+    for symbol, position in state.positions.items():
+        price = model.price(symbol)
+        pnl = 0
+        if price is not None and position.size:
+            multiplier = specs[symbol].multiplier
+            pnl = margin.unrealized_pnl(position.size, position.entry_notional, price, multiplier)
+        holdings.append(
+            Holding(
+                state.order_margin.get(symbol, 0),
+                position.mode is MarginMode.CROSS,
+                position.size,
+                position.entry_notional,
+                position.leverage,
+                pnl,
+                state.isolated.get(symbol, 0),
+            )
+        )
+    return available_balance(state.wallet, holdings)
 
 
 def rate(units: int) -> str:
