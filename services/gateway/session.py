@@ -296,20 +296,16 @@ class Session:
         )
         connection.logging_in = True
 
-        def answer(outcome: CommandResult | Failure) -> None:
-            connection.logging_in = False
-            try:
-                if isinstance(outcome, Failure):
-                    raise outcome
-                view = results.logged_in(outcome)
-            except Failure as failure:
-                connection.send(encode_error(request.id, failure.body))
-                return
+        def logged_in(result: CommandResult) -> protocol.LoggedIn:
+            view = results.logged_in(result)
             connection.account = view.account
             self.streams.logged_in(connection)
-            self._answer(connection, request.id, view)
+            return view
 
-        self.sender.submit(command, answer)
+        def settled() -> None:
+            connection.logging_in = False
+
+        self._command(connection, request.id, command, logged_in, settled=settled)
 
     # ---------------------------------------------------------------------------- answers
 
@@ -317,11 +313,21 @@ class Session:
         connection.send(encode_result(rid, result))
 
     def _command(
-        self, connection: Connection, rid: RequestId, command: EngineCommand, build: Build
+        self,
+        connection: Connection,
+        rid: RequestId,
+        command: EngineCommand,
+        build: Build,
+        *,
+        settled: Callable[[], None] | None = None,
     ) -> None:
-        """Send ``command``; answer ``rid`` from its result when the event log brings it."""
+        """Send ``command``; answer ``rid`` from its result when the event log brings it.
+        ``settled`` runs first, whatever the outcome (a result, a timeout, an unavailable
+        engine)."""
 
         def answer(outcome: CommandResult | Failure) -> None:
+            if settled is not None:
+                settled()
             if isinstance(outcome, Failure):
                 connection.send(encode_error(rid, outcome.body))
                 return
