@@ -85,7 +85,7 @@ def split_events(batch: EventBatch, limit: int = EVENT_RECORD_BYTES) -> list[byt
     parts: list[list[CommandResult]] = [[]]
     size = 0
     for result in batch.results:
-        pieces: list[list[EngineEvent]] = [[]]
+        piece: list[EngineEvent] = []
         fixed = len(ENCODER.encode(CommandResult(result.id, [], result.duplicate, more=True)))
         if size + fixed > budget and parts[-1]:
             parts.append([])
@@ -93,14 +93,14 @@ def split_events(batch: EventBatch, limit: int = EVENT_RECORD_BYTES) -> list[byt
         size += fixed
         for event in result.events:
             cost = len(ENCODER.encode(event))
-            if size + cost > budget and (pieces[-1] or parts[-1]):
-                parts[-1].append(CommandResult(result.id, pieces[-1], result.duplicate, True))
+            if size + cost > budget and (piece or parts[-1]):
+                parts[-1].append(CommandResult(result.id, piece, result.duplicate, True))
                 parts.append([])
-                pieces.append([])
+                piece = []
                 size = fixed
-            pieces[-1].append(event)
+            piece.append(event)
             size += cost
-        parts[-1].append(CommandResult(result.id, pieces[-1], result.duplicate))
+        parts[-1].append(CommandResult(result.id, piece, result.duplicate))
     return [
         ENCODER.encode(
             EventBatch(batch.offset, results, batch.error, batch.time, index, len(parts))
