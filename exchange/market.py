@@ -90,7 +90,7 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True):
         return to_units(text, self.lot, "quantity")
 
     def ticks_to_str(self, ticks: int) -> str:
-        return from_units(ticks, self.tick)
+        return from_units(ticks, self.tick_size)
 
     def lots_to_str(self, lots: int) -> str:
-        return from_units(lots, self.lot)
+        return from_units(lots, self.lot_size)

@@ -1,11 +1,20 @@
 """Decimal strings at the edges become exact integers or a clear error, never a rounded value."""
 
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange.market import MarketSpec
-from exchange.units import MAX_UNITS, UnitError, ceil_div, rate_from_str, to_units
+from exchange.units import (
+    MAX_UNITS,
+    UnitError,
+    ceil_div,
+    from_units,
+    rate_from_str,
+    to_units,
+)
 
 TICK = Decimal("0.1")
 
@@ -65,3 +74,19 @@ def test_a_spec_whose_grid_is_not_whole_minor_units_is_refused() -> None:
 @pytest.mark.parametrize(("a", "b", "expected"), [(7, 2, 4), (6, 2, 3), (-7, 2, -3), (0, 5, 0)])
 def test_ceil_div_rounds_up_exactly(a: int, b: int, expected: int) -> None:
     assert ceil_div(a, b) == expected
+
+
+@given(
+    units=st.integers(min_value=-(2**70), max_value=2**70),
+    step=st.sampled_from(["0.1", "0.5", "0.001", "0.10", "0.00000001", "1", "5", "1E+1", "25"]),
+    as_decimal=st.booleans(),
+)
+def test_from_units_writes_what_decimal_writes(units: int, step: str, as_decimal: bool) -> None:
+    """The integer formatting is the ``Decimal`` product formatted with the step's places,
+    for negative amounts, zero, steps with a trailing zero or a positive exponent alike."""
+    exponent = Decimal(step).as_tuple().exponent
+    assert isinstance(exponent, int)
+    places = max(0, -exponent)
+    with localcontext(Context(prec=100)):
+        expected = f"{Decimal(units) * Decimal(step):.{places}f}"
+    assert from_units(units, Decimal(step) if as_decimal else step) == expected
