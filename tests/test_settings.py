@@ -99,6 +99,7 @@ def test_every_field_is_read_from_its_variable() -> None:
         producer_linger_ms=0,
         producer_max_batch_bytes=1_048_576,
         consumer_fetch_max_wait_ms=100,
+        consumer_idle_fetch_max_wait_ms=200,
         consumer_session_timeout_ms=6_000,
         consumer_heartbeat_interval_ms=1_000,
         gateway_host="0.0.0.0",
