@@ -515,15 +515,17 @@ async def _watch_channel(client: "ExchangeClient", args: argparse.Namespace) -> 
         if not args.json:
             print(_line(columns, widths), flush=True)
         async for push in pushes:
-            if args.json:
-                print(json.dumps(to_builtins(push.data)), flush=True)
-            else:
-                values = row(push.data)
-                cells = [_cell(value) for value in values]
-                print(_line(cells, widths, [_numeric([v]) for v in values]), flush=True)
-            shown += 1
-            if args.count is not None and shown >= args.count:
-                return
+            # a trades push is a list (the trades of one gateway step): a line for each
+            for item in push.data if isinstance(push.data, list) else [push.data]:
+                if args.json:
+                    print(json.dumps(to_builtins(item)), flush=True)
+                else:
+                    values = row(item)
+                    cells = [_cell(value) for value in values]
+                    print(_line(cells, widths, [_numeric([v]) for v in values]), flush=True)
+                shown += 1
+                if args.count is not None and shown >= args.count:
+                    return
 
 
 # ------------------------------------------------------------------------------- tables

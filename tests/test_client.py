@@ -185,7 +185,7 @@ async def test_a_trade_reaches_callbacks_and_iterators_with_decimals(system: Sys
     bought = await taker.place_order("BTCUSDT", "buy", "0.020", type="market")
     assert (bought.status, bought.avg_price) == (OrderStatus.FILLED, Decimal("60000"))
 
-    got: list[Push[Trade]] = []
+    got: list[Push[list[Trade]]] = []
 
     async def first_trade() -> None:
         async for push in trades:
@@ -193,7 +193,7 @@ async def test_a_trade_reaches_callbacks_and_iterators_with_decimals(system: Sys
             break
 
     await asyncio.wait_for(first_trade(), WAIT_S)
-    trade = got[0].data
+    [trade] = got[0].data
     assert (got[0].seq, trade.price, trade.qty, trade.taker_side) == (
         1,
         Decimal("60000.0"),
@@ -295,7 +295,9 @@ async def test_the_local_book_follows_random_orders_and_repairs_a_gap(system: Sy
 
     # a delta that skips an update_id, as if one had been lost: the book resubscribes and is
     # rebuilt from a fresh snapshot, and goes on following
-    skipped = {"type": "delta", "symbol": "BTCUSDT", "update_id": (live.update_id or 0) + 2}
+    skipped_id = (live.update_id or 0) + 2
+    skipped = {"type": "delta", "symbol": "BTCUSDT", "first_update_id": skipped_id}
+    skipped |= {"update_id": skipped_id}
     skipped |= {"bids": [["1.0", "5.000"]], "asks": []}
     frame = {"channel": "book.BTCUSDT", "seq": 10_000, "data": skipped}
     watcher._frame(json.dumps(frame | {"seq": live._expected}))

@@ -118,11 +118,16 @@ def test_decimal_input_is_exact_and_never_a_float() -> None:
         decimal_text(Decimal("NaN"))
 
 
-def update(kind: str, update_id: int, bids: Any = (), asks: Any = ()) -> BookUpdate:
+def update(
+    kind: str, update_id: int, bids: Any = (), asks: Any = (), first: int | None = None
+) -> BookUpdate:
+    """A book push covering updates ``first`` (``update_id`` if None) … ``update_id``."""
+
     def levels(pairs: Any) -> list[tuple[Decimal, Decimal]]:
         return [(Decimal(price), Decimal(qty)) for price, qty in pairs]
 
-    return BookUpdate(kind, "BTCUSDT", update_id, levels(bids), levels(asks))
+    first_id = update_id if first is None else first
+    return BookUpdate(kind, "BTCUSDT", first_id, update_id, levels(bids), levels(asks))
 
 
 def test_the_local_book_applies_deltas_in_order_and_asks_for_a_snapshot_after_a_gap() -> None:
@@ -154,8 +159,15 @@ def test_the_local_book_applies_deltas_in_order_and_asks_for_a_snapshot_after_a_
     assert book.apply(update("snapshot", 12, bids=[("98.0", "1.000")]))
     assert book.depth() == ([(Decimal("98.0"), Decimal("1"))], [])
     assert book.apply(update("delta", 13, asks=[("102.0", "1.000")]))
+    # a delta that merges several updates (14 … 16) follows on from 13
+    assert book.apply(update("delta", 16, bids=[("98.0", "0.000")], first=14))
+    assert book.update_id == 16 and book.depth() == ([], [(Decimal("102.0"), Decimal("1"))])
+    # one that starts inside the updates applied (15 … 17) or past the next (18 … 19) does not
+    assert not book.apply(update("delta", 17, first=15))
+    assert book.apply(update("snapshot", 17))
+    assert not book.apply(update("delta", 19, first=19))
     with pytest.raises(ValueError):
-        book.apply(BookUpdate("delta", "ETHUSDT", 14, [], []))
+        book.apply(BookUpdate("delta", "ETHUSDT", 14, 14, [], []))
 
 
 def test_credentials_are_kept_for_their_owner_alone(

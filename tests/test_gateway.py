@@ -221,7 +221,7 @@ async def test_a_trade_between_two_accounts_reaches_both(system: System) -> None
     balance = await taker.push("balances")
     assert balance["data"]["wallet"] == "9999.40000000"
 
-    trade = (await watcher.push("trades.BTCUSDT"))["data"]
+    [trade] = (await watcher.push("trades.BTCUSDT"))["data"]
     assert (trade["price"], trade["qty"], trade["taker_side"]) == ("60000.0", "0.020", "buy")
     ticker = await watcher.push_where("ticker.BTCUSDT", last="60000.0")
     assert (ticker["data"]["best_ask"], ticker["data"]["best_ask_qty"]) == ("60000.0", "0.030")
@@ -244,6 +244,7 @@ async def test_the_book_stream_is_a_snapshot_then_gap_free_deltas(system: System
     assert snapshot["data"] == {
         "type": "snapshot",
         "symbol": "BTCUSDT",
+        "first_update_id": 3,
         "update_id": 3,
         "bids": [["59100.0", "0.010"], ["59000.0", "0.010"]],
         "asks": [["61000.0", "0.020"]],
@@ -255,6 +256,7 @@ async def test_the_book_stream_is_a_snapshot_then_gap_free_deltas(system: System
     first, second = await reader.push("book.BTCUSDT"), await reader.push("book.BTCUSDT")
     assert [first["seq"], second["seq"]] == [2, 3]
     assert [first["data"]["update_id"], second["data"]["update_id"]] == [4, 5]
+    assert first["data"]["first_update_id"] == 4 and second["data"]["first_update_id"] == 5
     assert first["data"]["bids"] == [["59100.0", "0.015"]] and first["data"]["type"] == "delta"
     assert second["data"]["bids"] == [["59100.0", "0.010"]]
 

@@ -1,10 +1,11 @@
 """A local copy of one market's order book, from the ``book.<SYMBOL>`` channel. Pure, no I/O.
 
-Why a snapshot and ``update_id``s: the gateway sends every level on subscribing, then each
-change as a delta carrying the engine's ``update_id``, which grows by exactly one per delta
-(``services/gateway/streams.py``). A delta whose ``update_id`` is not the last one plus one
-means a delta was missed, and every level it touched may now be wrong, so the book refuses it
-and says it needs a fresh snapshot (``apply`` returns False) rather than go on quietly wrong.
+Why a snapshot and ``update_id``s: the gateway sends every level on subscribing, then the
+changes as deltas, each covering the engine's updates ``first_update_id`` … ``update_id``
+(``services/gateway/streams.py``). A delta whose ``first_update_id`` is not the last
+``update_id`` plus one means a delta was missed, and every level it touched may now be
+wrong, so the book refuses it and says it needs a fresh snapshot (``apply`` returns False)
+rather than go on quietly wrong.
 ``LiveOrderBook`` (``services.client.client``) resubscribes when that happens.
 """
 
@@ -50,7 +51,7 @@ class OrderBook:
             _set(self.asks, update.asks)
             self.update_id = update.update_id
             return True
-        if self.update_id is None or update.update_id != self.update_id + 1:
+        if self.update_id is None or update.first_update_id != self.update_id + 1:
             self.update_id = None
             return False
         _set(self.bids, update.bids)

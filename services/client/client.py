@@ -517,8 +517,8 @@ class ExchangeClient:
         )
 
     def trades(
-        self, symbol: str, callback: Callable[[Push[Trade]], object] | None = None
-    ) -> Subscription[Trade]:
+        self, symbol: str, callback: Callable[[Push[list[Trade]]], object] | None = None
+    ) -> Subscription[list[Trade]]:
         return self.subscribe(f"trades.{symbol}", callback)
 
     def ticker(

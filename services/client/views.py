@@ -168,11 +168,13 @@ class Balance(msgspec.Struct, frozen=True):
 
 
 class BookUpdate(msgspec.Struct, frozen=True):
-    """``book.<SYMBOL>`` data: a ``snapshot``, then every ``delta`` (a level's quantity 0
-    removes it); ``update_id`` grows by exactly one per delta."""
+    """``book.<SYMBOL>`` data: a ``snapshot``, then ``delta``s (a level's quantity 0 removes
+    it). A delta covers the gateway's updates ``first_update_id`` … ``update_id`` and follows
+    on when ``first_update_id`` is the last ``update_id`` + 1."""
 
     type: str
     symbol: str
+    first_update_id: int
     update_id: int
     bids: list[tuple[Decimal, Decimal]]
     """``(price, qty)``, highest price first."""
@@ -181,7 +183,7 @@ class BookUpdate(msgspec.Struct, frozen=True):
 
 
 class Trade(msgspec.Struct, frozen=True):
-    """``trades.<SYMBOL>`` data: one trade of the market."""
+    """One trade of the market; ``trades.<SYMBOL>`` data is a list of them, oldest first."""
 
     symbol: str
     trade_id: int
@@ -347,7 +349,7 @@ class MarginInfo(msgspec.Struct, frozen=True):
 
 CHANNEL_DATA: dict[str, type] = {
     "book": BookUpdate,
-    "trades": Trade,
+    "trades": list[Trade],
     "ticker": Ticker,
     "index": Index,
     "mark": Mark,

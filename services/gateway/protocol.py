@@ -450,11 +450,15 @@ class BalanceView(msgspec.Struct, frozen=True):
 
 
 class BookLevels(msgspec.Struct, frozen=True):
-    """``book.<SYMBOL>`` data: ``snapshot`` first, then every ``delta``; a level's quantity
-    ``"0"`` removes it. ``update_id`` grows by one per delta: a gap means resubscribe."""
+    """``book.<SYMBOL>`` data: ``snapshot`` first, then ``delta``s, each with every level that
+    changed since the one before (at its new quantity; ``"0"`` removes it). A delta covers the
+    engine's updates ``first_update_id`` … ``update_id``; it follows on when its
+    ``first_update_id`` is the previous ``update_id`` + 1, and a gap means resubscribe. A
+    snapshot's ``first_update_id`` is its ``update_id``."""
 
     type: str
     symbol: str
+    first_update_id: int
     update_id: int
     bids: list[tuple[str, str]]
     """Highest price first."""
@@ -463,6 +467,9 @@ class BookLevels(msgspec.Struct, frozen=True):
 
 
 class TradeView(msgspec.Struct, frozen=True):
+    """One trade; ``trades.<SYMBOL>`` data is a list of them, oldest first: the trades of one
+    step of the gateway (``streams``)."""
+
     symbol: str
     trade_id: int
     price: str

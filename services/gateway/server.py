@@ -149,6 +149,11 @@ class Gateway:
         """Push what one command changed (called right after the read model applied it)."""
         self.streams.publish(changes)
 
+    def end_step(self) -> None:
+        """Push what the step's records changed on the batched public channels (called after
+        the records of one poll of the logs were folded in)."""
+        self.streams.end_step()
+
     def publish_price(self, kind: PriceKind, symbol: str) -> None:
         """Push what a price message just taken by the board changed."""
         self.streams.publish_price(kind, symbol)
@@ -187,8 +192,11 @@ class Gateway:
             prices = asyncio.create_task(self._follow_prices(stop))
             risk = asyncio.create_task(self._follow_risk(stop))
             while not stop.is_set():
-                for pair in await self.follower.poll(_POLL_MS):
+                pairs = await self.follower.poll(_POLL_MS)
+                for pair in pairs:
                     self._apply(pair)
+                if pairs:
+                    self.end_step()
                 for task in (prices, risk):
                     if task.done():
                         task.result()  # it ends before ``stop`` only by an error: raised here

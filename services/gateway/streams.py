@@ -1,24 +1,34 @@
 """Subscriptions and pushes: what each command changed, to the connections that asked for it.
 
-Channels (docs/gateway-protocol.md): public ``book.<SYMBOL>`` (a snapshot, then every delta
-with the engine's ``update_id``), ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (best bid and ask,
-last price, 24 h figures: pushed when one changes, the current one first), ``index.<SYMBOL>`` and
+Channels (docs/gateway-protocol.md): public ``book.<SYMBOL>`` (a snapshot, then deltas with the
+engine's ``update_id``s), ``trades.<SYMBOL>``, ``ticker.<SYMBOL>`` (best bid and ask, last
+price, 24 h figures: pushed when one changes, the current one first), ``index.<SYMBOL>`` and
 ``mark.<SYMBOL>`` (the oracle's latest point first, then each new one), ``funding.<SYMBOL>``
 (the estimate and the last settlement, the current ones first, then at every change); private
 ``orders``, ``fills``, ``positions``, ``balances`` of the account logged in.
 
 A payload is encoded once however many connections it goes to; each connection wraps it with
 its own ``seq`` (``Connection.push``). Pushing never waits: a connection's queue is bounded and
-a slow one is disconnected (``connection``). Every push comes from the read model right after a
-command was applied, in command order, so a snapshot taken at subscription and the deltas after
-it fit exactly: nothing runs between them. Index, mark and the funding estimate come from the
-price topic instead (``publish_price``), each push the board's latest value, so there is no
-delta to fit: a subscriber gets the current value, then every newer one.
+a slow one is disconnected (``connection``).
+
+Private pushes go out right after the command that caused them was applied, in command order.
+The busy public channels (book, trades, ticker) are gathered over one *step* (the event records
+one poll of the log brought, ``publish``) and pushed once at its end (``end_step``): one book
+delta with every level the step changed (``first_update_id`` … ``update_id``), one list of the
+step's trades, one ticker. At thousands of orders a second a book subscriber got a frame per
+engine delta, four of five of all the gateway's pushes, and each frame costs the gateway and
+the client far more than its few levels; venues batch these streams the same way (Binance's
+diff depth, Bybit's trade lists). Nothing runs between a step's records and its end, so a
+snapshot taken at subscription and the deltas after it still fit exactly. Index, mark and the
+funding estimate come from the price topic instead (``publish_price``), each push the board's
+latest value, so there is no delta to fit: a subscriber gets the current value, then every
+newer one.
 """
 
 import msgspec
 
 from exchange.engine_events import Liquidation
+from exchange.events import BookDelta, Trade
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.price_board import PriceBoard, PriceKind
@@ -68,6 +78,10 @@ class Streams:
         """Per market, the ticker last pushed (without its time): one push per change."""
         self._fundings: dict[str, FundingView] = {}
         """Per market, the funding view last pushed: one push per change."""
+        self._books: dict[str, _BookStep] = {}
+        self._trades: dict[str, list[tuple[Trade, int]]] = {}
+        self._step_tickers: dict[str, None] = {}
+        """What this step changed on the public channels, pushed by ``end_step``."""
 
     # ---------------------------------------------------------------------- subscriptions
 
@@ -136,19 +150,20 @@ class Streams:
     # ------------------------------------------------------------------------------ pushes
 
     def publish(self, changes: Changes) -> None:
-        """Push what one command changed: public channels, then each account's own. A payload
-        is built only if someone is subscribed to it."""
+        """Push what one command changed to each account's own channels; gather what it
+        changed on the public book, trades and ticker for ``end_step``. A payload is built
+        only if someone is subscribed to it."""
         views, model = self.views, self.model
         for symbol, delta in changes.book:
-            channel = f"book.{symbol}"
-            if self._public.get(channel):
-                self._to_public(channel, views.book_delta(symbol, delta))
+            if self._public.get(f"book.{symbol}"):
+                step = self._books.get(symbol)
+                if step is None:
+                    self._books[symbol] = step = _BookStep(delta.update_id)
+                step.add(delta)
         for symbol, trade in changes.trades:
-            channel = f"trades.{symbol}"
-            if self._public.get(channel):
-                self._to_public(channel, ENCODER.encode(views.trade(symbol, trade, model.time)))
-        for symbol in changes.tickers:
-            self._ticker(symbol)
+            if self._public.get(f"trades.{symbol}"):
+                self._trades.setdefault(symbol, []).append((trade, model.time))
+        self._step_tickers.update(changes.tickers)
         for symbol in changes.funding:
             self._funding(symbol)
         for account, symbol, order_id in changes.orders:
@@ -181,6 +196,25 @@ class Streams:
             for movement in changes.insurance:
                 payload = ENCODER.encode(views.insurance_movement(movement))
                 self._to_public("insurance", payload)
+
+    def end_step(self) -> None:
+        """Push what the step gathered on the public channels: per market one book delta
+        (every level it changed, at its last quantity), one list of its trades (oldest first),
+        and the ticker if it changed."""
+        views = self.views
+        for symbol, step in self._books.items():
+            bids = sorted(step.bids.items(), reverse=True)
+            asks = sorted(step.asks.items())
+            payload = views.book(symbol, "delta", step.last, bids, asks, first=step.first)
+            self._to_public(f"book.{symbol}", payload)
+        for symbol, trades in self._trades.items():
+            payload = ENCODER.encode([views.trade(symbol, t, time) for t, time in trades])
+            self._to_public(f"trades.{symbol}", payload)
+        for symbol in self._step_tickers:
+            self._ticker(symbol)
+        self._books.clear()
+        self._trades.clear()
+        self._step_tickers.clear()
 
     def publish_risk(self, message: RiskMessage) -> None:
         """Take a risk-topic message and push what it changed to the accounts it concerns."""
@@ -237,6 +271,21 @@ class Streams:
             return
         self._fundings[symbol] = funding
         self._to_public(channel, ENCODER.encode(funding))
+
+
+class _BookStep:
+    """One market's book deltas of a step, merged: each level at its last quantity."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.last = first
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+
+    def add(self, delta: BookDelta) -> None:
+        self.last = delta.update_id
+        self.bids.update(delta.bids)
+        self.asks.update(delta.asks)
 
 
 def _ticker_key(ticker: TickerView) -> TickerView:

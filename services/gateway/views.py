@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from exchange import margin
 from exchange.engine_commands import MarginMode
 from exchange.engine_events import Deleveraged, Liquidation
-from exchange.events import BookDelta, Trade
+from exchange.events import Trade
 from exchange.market import MarketSpec
 from exchange.risk import Holding, available_balance
 from exchange.units import RATE_ONE, from_units
@@ -145,22 +145,22 @@ class Views:
         update_id: int,
         bids: Iterable[tuple[int, int]],
         asks: Iterable[tuple[int, int]],
+        *,
+        first: int | None = None,
     ) -> bytes:
         """A ``book.<SYMBOL>`` payload, encoded once for every subscriber: levels as
-        ``[price, qty]`` strings, ``bids`` given highest first and ``asks`` lowest first."""
+        ``[price, qty]`` strings, ``bids`` given highest first and ``asks`` lowest first.
+        ``first``: the first update a delta covers (``update_id`` if it covers one)."""
         spec = self.markets.specs[symbol]
         levels = protocol.BookLevels(
             type=kind,
             symbol=symbol,
+            first_update_id=update_id if first is None else first,
             update_id=update_id,
             bids=[_level(spec, price, qty) for price, qty in bids],
             asks=[_level(spec, price, qty) for price, qty in asks],
         )
         return protocol.ENCODER.encode(levels)
-
-    def book_delta(self, symbol: str, delta: BookDelta) -> bytes:
-        """The engine's delta (each side by ascending price) as a ``delta`` payload."""
-        return self.book(symbol, "delta", delta.update_id, reversed(delta.bids), delta.asks)
 
     def book_snapshot(self, symbol: str, book: L2Book) -> bytes:
         bids, asks = book.bids.items(), book.asks.items()
