@@ -72,11 +72,13 @@ def engine_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
 
 
 class EventReader:
-    """Reads the event topic from the start, in the background, into ``events``."""
+    """Reads the event topic from the start, in the background, into ``events``. ``log``: the
+    engine's stderr, quoted when the engine exits early."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, log: Path) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.log = log
         self.events: list[EventBatch] = []
 
     async def run(self) -> None:
@@ -98,7 +100,10 @@ class EventReader:
         """Wait (at most a minute) for ``count`` events; fail at once if the engine exits."""
         deadline = time.monotonic() + 60
         while len(self.events) < count:
-            assert engine.poll() is None, f"the engine exited with {engine.returncode}"
+            if engine.poll() is not None:
+                tail = self.log.read_text(errors="replace").splitlines()[-15:]
+                lines = "\n".join(tail)
+                raise AssertionError(f"the engine exited with {engine.returncode}:\n{lines}")
             assert time.monotonic() < deadline, f"{len(self.events)} of {count} events"
             await asyncio.sleep(0.01)
 
@@ -129,7 +134,7 @@ async def test_sigkill_under_load_loses_and_repeats_nothing(
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen([str(EXCHANGE), "engine"], env=env, stderr=stderr)
 
-    reader = EventReader(kafka_bootstrap, settings.events_topic)
+    reader = EventReader(kafka_bootstrap, settings.events_topic, tmp_path / "engine.log")
     reading = asyncio.create_task(reader.run())
     producing = asyncio.create_task(
         produce_under_load(kafka_bootstrap, settings.commands_topic, records)
