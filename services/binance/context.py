@@ -59,8 +59,9 @@ class Endpoint:
     security: Security
     handler: Handler
     weight: int = 1
-    order: bool = False
-    """Counts against the account's order rate limit (``-1015``)."""
+    orders: int = 0
+    """What it counts against the account's order rate limit (``-1015``): Binance's count on
+    its 10-second order limit, 5 for a batch of up to 5 orders."""
 
 
 @dataclass
@@ -94,6 +95,17 @@ class Context:
         """Send ``command`` and return ``build`` of the engine's result, called in the step that
         applied it (so it reads the model exactly as that command left it); a refusal or a
         ``Failure`` from ``build`` as Binance's error."""
+        return await self.submit(command, build, cancelling=cancelling)
+
+    def submit(
+        self,
+        command: EngineCommand,
+        build: Callable[[CommandResult], T],
+        *,
+        cancelling: bool = False,
+    ) -> "asyncio.Future[T]":
+        """``command``'s answer to come, as ``command`` gives it. Not a coroutine: a batch
+        queues each of its commands at once, so they ride in one record to the engine."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
         def answer(outcome: CommandResult | Failure) -> None:
@@ -114,4 +126,4 @@ class Context:
                 )
 
         self.sender.submit(command, answer)
-        return await future
+        return future

@@ -4,6 +4,7 @@ the engine command the native gateway would send (``services.gateway.convert``'s
 model as of the last command applied.
 """
 
+import asyncio
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -36,21 +37,21 @@ class PrivateApi:
         s = Security.SIGNED
         v1, v2, v3 = "/fapi/v1", "/fapi/v2", "/fapi/v3"
         return [
-            Endpoint("POST", f"{v1}/order", s, self.new_order, order=True),
+            Endpoint("POST", f"{v1}/order", s, self.new_order, orders=1),
             Endpoint("POST", f"{v1}/order/test", s, self.test_order),
             Endpoint("GET", f"{v1}/order", s, self.get_order),
-            Endpoint("DELETE", f"{v1}/order", s, self.cancel_order, order=True),
-            Endpoint("PUT", f"{v1}/order", s, self.modify_order, order=True),
+            Endpoint("DELETE", f"{v1}/order", s, self.cancel_order, orders=1),
+            Endpoint("PUT", f"{v1}/order", s, self.modify_order, orders=1),
             Endpoint("GET", f"{v1}/openOrder", s, self.get_order),
             Endpoint("GET", f"{v1}/openOrders", s, self.open_orders, weight=5),
             Endpoint("GET", f"{v1}/allOrders", s, self.all_orders, weight=5),
-            Endpoint("DELETE", f"{v1}/allOpenOrders", s, self.cancel_all, order=True),
-            Endpoint("POST", f"{v1}/algoOrder", s, self.new_algo_order, order=True),
+            Endpoint("DELETE", f"{v1}/allOpenOrders", s, self.cancel_all, orders=1),
+            Endpoint("POST", f"{v1}/algoOrder", s, self.new_algo_order, orders=1),
             Endpoint("GET", f"{v1}/algoOrder", s, self.get_algo_order),
-            Endpoint("DELETE", f"{v1}/algoOrder", s, self.cancel_algo_order, order=True),
+            Endpoint("DELETE", f"{v1}/algoOrder", s, self.cancel_algo_order, orders=1),
             Endpoint("GET", f"{v1}/openAlgoOrders", s, self.open_algo_orders, weight=5),
             Endpoint("GET", f"{v1}/allAlgoOrders", s, self.all_algo_orders, weight=5),
-            Endpoint("DELETE", f"{v1}/algoOpenOrders", s, self.cancel_all, order=True),
+            Endpoint("DELETE", f"{v1}/algoOpenOrders", s, self.cancel_all, orders=1),
             Endpoint("GET", f"{v1}/userTrades", s, self.user_trades, weight=5),
             Endpoint("POST", f"{v1}/leverage", s, self.leverage),
             Endpoint("POST", f"{v1}/marginType", s, self.margin_type),
@@ -85,7 +86,8 @@ class PrivateApi:
         formats = self.c.formats
         return formats.algo_order(state, client_id) if algo else formats.order(state, client_id)
 
-    async def _place(self, call: Call, *, algo: bool) -> Json:
+    def _place(self, call: Call, *, algo: bool) -> "asyncio.Future[Json]":
+        """One new order sent; its answer to come (a batch sends several before it waits)."""
         params = call.params
         symbol = self.c.spec_symbol(params)
         spec = self.c.markets.specs[symbol]
@@ -109,7 +111,7 @@ class PrivateApi:
                 body |= _as_accepted(body)
             return body
 
-        return await self.c.command(command, build)
+        return self.c.submit(command, build)
 
     async def new_order(self, call: Call) -> object:
         return await self._place(call, algo=False)
@@ -168,7 +170,9 @@ class PrivateApi:
                 return symbol
         raise errors.mandatory("symbol")
 
-    async def _cancel(self, call: Call, symbol: str, order_id: int, *, algo: bool) -> Json:
+    def _cancel(
+        self, call: Call, symbol: str, order_id: int, *, algo: bool
+    ) -> "asyncio.Future[Json]":
         account, model = call.account, self.c.model
         command = engine.OrderCommand(
             symbol=symbol, order=core.CancelOrder(order_id=order_id, account=account)
@@ -187,9 +191,9 @@ class PrivateApi:
                 }
             return self._order(call, symbol, state)
 
-        return await self.c.command(command, build, cancelling=True)
+        return self.c.submit(command, build, cancelling=True)
 
-    async def cancel_order(self, call: Call) -> object:
+    def _cancel_one(self, call: Call) -> "asyncio.Future[Json]":
         symbol = self.c.spec_symbol(call.params)
         try:
             order_id = self._find(call, symbol)
@@ -197,13 +201,19 @@ class PrivateApi:
             if error.code == errors.NO_SUCH_ORDER:
                 raise BinanceError(errors.CANCEL_REJECTED, "Unknown order sent.") from None
             raise
-        return await self._cancel(call, symbol, order_id, algo=False)
+        return self._cancel(call, symbol, order_id, algo=False)
+
+    async def cancel_order(self, call: Call) -> object:
+        return await self._cancel_one(call)
 
     async def cancel_algo_order(self, call: Call) -> object:
         symbol = self._algo_symbol(call)
         return await self._cancel(call, symbol, self._find(call, symbol, algo=True), algo=True)
 
     async def modify_order(self, call: Call) -> object:
+        return await self._modify(call)
+
+    def _modify(self, call: Call) -> "asyncio.Future[Json]":
         """Binance's modify: a new price and total quantity for a resting limit order. Ours
         amends the open quantity: the new total less what has filled."""
         params = call.params
@@ -231,7 +241,7 @@ class PrivateApi:
             assert changed is not None
             return self._order(call, symbol, changed)
 
-        return await self.c.command(command, build)
+        return self.c.submit(command, build)
 
     async def cancel_all(self, call: Call) -> object:
         symbol = self.c.spec_symbol(call.params)

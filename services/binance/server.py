@@ -169,8 +169,8 @@ class BinanceFront(Gateway):
                 )
                 secret = derive_secret(self.config.master_key, call.api_key)
                 signing.verify(secret, payload, signature)
-        if endpoint.order:
-            self._limit_orders(call.account, now_monotonic)
+        if endpoint.orders:
+            self._limit_orders(call.account, endpoint.orders, now_monotonic)
         answer = await endpoint.handler(call)
         return web.Response(
             body=msgspec.json.encode(answer), content_type="application/json", status=200
@@ -203,14 +203,14 @@ class BinanceFront(Gateway):
                 f"Too many requests; request weight limit reached, retry in {wait} ms.", wait
             )
 
-    def _limit_orders(self, account: int, now: int) -> None:
+    def _limit_orders(self, account: int, count: int, now: int) -> None:
         limiter = self._order_limits.get(account)
         if limiter is None:
             config = self.config
             limiter = self._order_limits[account] = TokenBucket(
                 config.account_order_limit, config.account_order_window_ms, now
             )
-        wait = limiter.take(1, now)
+        wait = limiter.take(count, now)
         if wait:
             error = errors.rate_limited(f"Too many new orders; retry in {wait} ms.", wait)
             error.code = errors.TOO_MANY_ORDERS
