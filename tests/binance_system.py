@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from gateway_system import WAIT_S, EngineSystem, until
+from yarl import URL
 
 from exchange.default_markets import DEFAULT_MARKETS
 from services.binance.server import BinanceFront
@@ -82,7 +83,6 @@ class BinanceSystem(EngineSystem):
             query = f"{query}&timestamp={int(time.time() * 1000)}".lstrip("&")
             query += f"&signature={sign(secret, query)}"
         headers = {"X-MBX-APIKEY": api_key} if api_key else {}
-        async with self.http.request(
-            method, f"{self.url}{path}?{query}", headers=headers
-        ) as response:
+        url = URL(f"{self.url}{path}?{query}", encoded=True)  # sent exactly as signed
+        async with self.http.request(method, url, headers=headers) as response:
             return response.status, await response.json()
