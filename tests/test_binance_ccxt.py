@@ -131,3 +131,66 @@ async def test_async_client_trades(system: BinanceSystem) -> None:
     finally:
         await maker.close()
         await taker.close()
+
+
+async def test_batch_orders_through_ccxt(system: BinanceSystem) -> None:
+    """``create_orders``, ``edit_orders`` and ``cancel_orders`` (by ids and by client ids): ccxt's
+    batch calls, its own encoding of the lists (raw JSON in the body, ``orderidlist``)."""
+    api_key, secret = await system.account("20000")
+    exchange = ccxt_async.binanceusdm(ccxt_config(system.url, api_key, secret))
+    symbol = "BTC/USDT:USDT"
+    try:
+        await exchange.load_markets()
+        placed = await exchange.create_orders(
+            [
+                {"symbol": symbol, "type": "limit", "side": "buy", "amount": 0.01, "price": p}
+                for p in (59000, 59100, 59200)
+            ]
+            + [{"symbol": symbol, "type": "limit", "side": "sell", "amount": 0.02, "price": 61000}]
+        )
+        assert [(o["side"], o["price"], o["status"]) for o in placed] == [
+            ("buy", 59000, "open"),
+            ("buy", 59100, "open"),
+            ("buy", 59200, "open"),
+            ("sell", 61000, "open"),
+        ]
+        assert all(o["clientOrderId"] for o in placed)  # ccxt made them up, the front kept them
+        ids = [o["id"] for o in placed]
+
+        edited = await exchange.edit_orders(
+            [
+                {
+                    "id": ids[0],
+                    "symbol": symbol,
+                    "type": "limit",
+                    "side": "buy",
+                    "amount": 0.02,
+                    "price": 58000,
+                },
+                {
+                    "id": ids[3],
+                    "symbol": symbol,
+                    "type": "limit",
+                    "side": "sell",
+                    "amount": 0.01,
+                    "price": 62000,
+                },
+            ]
+        )
+        assert [(o["id"], o["amount"], o["price"]) for o in edited] == [
+            (ids[0], 0.02, 58000),
+            (ids[3], 0.01, 62000),
+        ]
+
+        cancelled = await exchange.cancel_orders(ids[:2], symbol)
+        assert [(o["id"], o["status"]) for o in cancelled] == [
+            (ids[0], "canceled"),
+            (ids[1], "canceled"),
+        ]
+        by_client = await exchange.cancel_orders(
+            [], symbol, {"clientOrderIds": [placed[2]["clientOrderId"]]}
+        )
+        assert [(o["id"], o["status"]) for o in by_client] == [(ids[2], "canceled")]
+        assert [o["id"] for o in await exchange.fetch_open_orders(symbol)] == [ids[3]]
+    finally:
+        await exchange.close()

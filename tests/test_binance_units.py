@@ -1,12 +1,14 @@
 """The Binance front's pure parts: parameters, order translation, signatures of the WebSocket
 API, error codes, candles. No broker: these are the rules the end-to-end tests rely on."""
 
+import json
+
 import pytest
 
 from exchange.default_markets import BTCUSDT
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 from exchange.units import RATE_ONE
-from services.binance import errors, order_params, signing
+from services.binance import batch_params, errors, order_params, signing
 from services.binance.errors import BinanceError
 from services.binance.market_history import MINUTE_MS, Candles
 from services.binance.params import Params, parse
@@ -71,6 +73,43 @@ def test_refusals_name_binance_codes(changes: dict[str, str], code: int) -> None
         order_params.place(Params(params), BTCUSDT, 1, algo=False)
         order_params.client_id(Params(params), "newClientOrderId")
     assert refused.value.code == code
+
+
+def test_batch_orders_are_one_request_each_and_a_bad_list_refuses_the_batch() -> None:
+    order = {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.010", "reduceOnly": True}
+    items = batch_params.orders(
+        Params({"batchOrders": json.dumps([order, {"symbol": {"nested": 1}}])})
+    )
+    assert isinstance(items[0], Params) and items[0].text("reduceOnly") == "true"
+    assert isinstance(items[1], BinanceError) and items[1].code == -1130  # that item's answer
+    for batch, code in [([order] * 6, -4082), ([], -4082), ([order, 1], -1130), ({}, -1130)]:
+        with pytest.raises(BinanceError) as refused:
+            batch_params.orders(Params({"batchOrders": json.dumps(batch)}))
+        assert refused.value.code == code
+    with pytest.raises(BinanceError) as refused:
+        batch_params.orders(Params({"batchOrders": "[{"}))
+    assert refused.value.code == -1130
+
+
+def test_batch_cancels_name_orders_by_one_id_list() -> None:
+    by_id = batch_params.cancels(Params({"orderidlist": "[7,8]"}), "BTCUSDT")  # ccxt's spelling
+    assert [p.values for p in by_id if isinstance(p, Params)] == [
+        {"symbol": "BTCUSDT", "orderId": "7"},
+        {"symbol": "BTCUSDT", "orderId": "8"},
+    ]
+    by_client = batch_params.cancels(Params({"origClientOrderIdList": '["a"]'}), "BTCUSDT")
+    assert [p.values for p in by_client if isinstance(p, Params)] == [
+        {"symbol": "BTCUSDT", "origClientOrderId": "a"}
+    ]
+    for params, code in [
+        ({}, -1102),
+        ({"orderIdList": "[1]", "origClientOrderIdList": '["a"]'}, -1130),
+        ({"orderIdList": json.dumps(list(range(11)))}, -1130),
+        ({"orderIdList": "7"}, -1130),
+    ]:
+        with pytest.raises(BinanceError) as refused:
+            batch_params.cancels(Params(params), "BTCUSDT")
+        assert refused.value.code == code
 
 
 def test_websocket_api_signs_the_sorted_parameters() -> None:

@@ -7,6 +7,7 @@ Binance does: ccxt sends a few of its own. Decimals stay strings here; they beco
 and minor units through the markets' grids (``services.gateway.convert``), never a float.
 """
 
+import json
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import TypeVar
@@ -18,6 +19,12 @@ from services.binance.errors import BinanceError
 E = TypeVar("E", bound=StrEnum)
 
 _MAX_TEXT = 256
+_MAX_LIST = 4_096
+_LISTS = frozenset(
+    {"batchOrders", "orderIdList", "orderidlist", "origClientOrderIdList", "origclientorderidlist"}
+)
+"""The batch endpoints' JSON lists, longer than any single value (five orders' fields); ccxt
+spells the id lists in lower case."""
 
 
 def parse(query: str, body: str) -> dict[str, str]:
@@ -39,7 +46,7 @@ class Params:
         self.values: dict[str, str] = {}
         for key, value in values.items():
             text = _as_text(value)
-            if len(text) > _MAX_TEXT:
+            if len(text) > (_MAX_LIST if key in _LISTS else _MAX_TEXT):
                 raise errors.bad_value(key, "too long")
             self.values[key] = text
 
@@ -62,6 +69,20 @@ class Params:
             if value is not None:
                 return value
         return None
+
+    def json_list(self, names: tuple[str, ...]) -> list[object] | None:
+        """The first of ``names`` present, a JSON list (the batch endpoints' parameters); None
+        if absent."""
+        text = self.first(names)
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise errors.bad_value(names[0], "not JSON") from None
+        if not isinstance(value, list):
+            raise errors.bad_value(names[0], "not a JSON list")
+        return value
 
     def integer(self, name: str, *, low: int = 0, high: int = 2**63 - 1) -> int | None:
         value = self.text(name)

@@ -5,14 +5,16 @@ model as of the last command applied.
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from enum import StrEnum
 
 from exchange import commands as core
 from exchange import engine_commands as engine
 from exchange.engine_commands import MarginMode
 from exchange.orders import CONDITIONAL_TYPES
-from services.binance import errors, margin_figures, order_params
+from services.binance import batch_params, errors, margin_figures, order_params
+from services.binance.batch_params import Item
 from services.binance.client_orders import OrderRef, default_id
 from services.binance.context import Call, Context, Endpoint, Security
 from services.binance.errors import BinanceError
@@ -42,6 +44,9 @@ class PrivateApi:
             Endpoint("GET", f"{v1}/order", s, self.get_order),
             Endpoint("DELETE", f"{v1}/order", s, self.cancel_order, orders=1),
             Endpoint("PUT", f"{v1}/order", s, self.modify_order, orders=1),
+            Endpoint("POST", f"{v1}/batchOrders", s, self.batch_place, weight=5, orders=5),
+            Endpoint("DELETE", f"{v1}/batchOrders", s, self.batch_cancel, orders=1),
+            Endpoint("PUT", f"{v1}/batchOrders", s, self.batch_modify, weight=5, orders=5),
             Endpoint("GET", f"{v1}/openOrder", s, self.get_order),
             Endpoint("GET", f"{v1}/openOrders", s, self.open_orders, weight=5),
             Endpoint("GET", f"{v1}/allOrders", s, self.all_orders, weight=5),
@@ -242,6 +247,36 @@ class PrivateApi:
             return self._order(call, symbol, changed)
 
         return self.c.submit(command, build)
+
+    async def batch_place(self, call: Call) -> object:
+        items = batch_params.orders(call.params)
+        return await self._batch(call, items, lambda one: self._place(one, algo=False))
+
+    async def batch_cancel(self, call: Call) -> object:
+        symbol = self.c.spec_symbol(call.params)
+        return await self._batch(call, batch_params.cancels(call.params, symbol), self._cancel_one)
+
+    async def batch_modify(self, call: Call) -> object:
+        return await self._batch(call, batch_params.orders(call.params), self._modify)
+
+    async def _batch(
+        self, call: Call, items: list[Item], send: Callable[[Call], "asyncio.Future[Json]"]
+    ) -> list[Json]:
+        """Each item sent as its own request would be, every one before any is awaited (so
+        they ride in one record to the engine); answered once all are, in the items' order:
+        the order, or the error the single endpoint would have answered."""
+        sent: list[asyncio.Future[Json]] = []
+        for item in items:
+            try:
+                if isinstance(item, BinanceError):
+                    raise item
+                sent.append(send(replace(call, params=item)))
+            except BinanceError as error:
+                refused: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
+                refused.set_exception(error)
+                sent.append(refused)
+        outcomes = await asyncio.gather(*sent, return_exceptions=True)
+        return [_item_answer(outcome) for outcome in outcomes]
 
     async def cancel_all(self, call: Call) -> object:
         symbol = self.c.spec_symbol(call.params)
@@ -516,6 +551,16 @@ class PrivateApi:
 def is_conditional_command(command: engine.OrderCommand) -> bool:
     order = command.order
     return isinstance(order, core.PlaceOrder) and order.type in CONDITIONAL_TYPES
+
+
+def _item_answer(outcome: Json | BaseException) -> Json:
+    """A batch item's answer: its order, or its error's body (any other exception is a bug and
+    fails the request, as it would a single order's)."""
+    if isinstance(outcome, BinanceError):
+        return outcome.body()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def _as_accepted(body: Json) -> Json:
