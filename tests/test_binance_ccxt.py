@@ -187,8 +187,16 @@ async def test_batch_orders_through_ccxt(system: BinanceSystem) -> None:
             (ids[0], "canceled"),
             (ids[1], "canceled"),
         ]
+        client_id = placed[2]["clientOrderId"]
+        # ccxt 4.5 takes client ids as clientOrderIds and quotes them; 4.4 sends its
+        # origclientorderidlist as given, so its caller quotes them
+        newer = tuple(int(n) for n in ccxt.__version__.split(".")[:2]) >= (4, 5)
         by_client = await exchange.cancel_orders(
-            [], symbol, {"clientOrderIds": [placed[2]["clientOrderId"]]}
+            [],
+            symbol,
+            {"clientOrderIds": [client_id]}
+            if newer
+            else {"origclientorderidlist": [f'"{client_id}"']},
         )
         assert [(o["id"], o["status"]) for o in by_client] == [(ids[2], "canceled")]
         assert [o["id"] for o in await exchange.fetch_open_orders(symbol)] == [ids[3]]
