@@ -159,3 +159,17 @@ async def test_batch_cancel_and_modify(system: BinanceSystem) -> None:
         "DELETE", BATCH, api_key, secret, symbol="BTCUSDT", orderIdList=_json(list(range(11)))
     )
     assert (status, body["code"]) == (400, -1130)
+
+
+async def test_a_batch_counts_five_against_the_order_rate(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Binance's count on its 10-second order limit: 5 for a batch, whatever its length."""
+    async with BinanceSystem(kafka_bootstrap, tmp_path, account_order_limit=7) as system:
+        api_key, secret = await system.account("10000")
+        batch = _json([_bid("59000")])
+        await system.signed("POST", BATCH, api_key, secret, batchOrders=batch)
+        status, body = await system.request("POST", BATCH, api_key, secret, batchOrders=batch)
+        assert (status, body["code"]) == (429, -1015)
+        # the refused batch spent nothing: 2 of the 7 are left for single orders
+        await system.signed("POST", "/fapi/v1/order", api_key, secret, **_bid("59000"))
