@@ -61,7 +61,8 @@ class Endpoint:
     weight: int = 1
     orders: int = 0
     """What it counts against the account's order rate limit (``-1015``): Binance's count on
-    its 10-second order limit, 5 for a batch of up to 5 orders."""
+    its 10-second order limit, 1 for an order's endpoint, 5 for a batch placing or modifying
+    up to 5."""
 
 
 @dataclass
@@ -104,8 +105,8 @@ class Context:
         *,
         cancelling: bool = False,
     ) -> "asyncio.Future[T]":
-        """``command``'s answer to come, as ``command`` gives it. Not a coroutine: a batch
-        queues each of its commands at once, so they ride in one record to the engine."""
+        """``command`` sent, and the future of its answer (as ``command`` returns it). Not a
+        coroutine: a batch queues each of its commands at once, so they ride in one record."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
         def answer(outcome: CommandResult | Failure) -> None:
