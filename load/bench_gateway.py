@@ -1,11 +1,15 @@
 """The websocket gateway's benchmark: many clients trading through the real gateway and engine.
 
 What it runs, on loopback: its own embedded broker (``services.broker``), the real engine
-(``exchange engine``) and the real gateway (``exchange gateway``) as processes, as ``exchange
-up`` starts them, and ``--workers`` client processes (the load generator, kept out of the
-gateway's process and event loop) holding ``--clients`` websocket connections between them,
-each with an account of its own, created, logged in, funded and subscribed through the
-protocol before anything is measured.
+(``exchange engine``) and ``--gateways`` instances (1) of the real gateway (``exchange
+gateway``) as processes, as ``exchange up`` starts them, and ``--workers`` client processes (the
+load generator, kept out of the gateways' processes and event loops) holding ``--clients``
+websocket connections between them, each with an account of its own, created, logged in,
+funded and subscribed through the protocol before anything is measured. Several gateway
+instances run side by side on the same logs, as the design allows (each folds the whole event
+log, so each pays the fold), each on a port of its own; client ``i`` uses instance ``i % N``.
+The gateways' CPU is reported summed (``gateway``) and per instance
+(``gateway_cpu_percent``).
 
 What it measures:
 
@@ -59,7 +63,7 @@ import time
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
@@ -316,6 +320,8 @@ class Client:
 
     index: int
     ws: "aiohttp.ClientWebSocketResponse[bool]"
+    gateway: int = 0
+    """Which gateway instance it is connected to (its place in the worker's ``urls``)."""
     account: int = 0
     resting: dict[int, tuple[bool, int, int]] = field(default_factory=dict)
     """order id → (is buy, price ticks, open lots as last known)."""
@@ -327,15 +333,21 @@ class Client:
 
 class Worker:
     """A client process: its share of the connections, one event loop, answers to the
-    orchestrator over a pipe. Requests of all steps are numbered from 0 in this process; a
-    request's id is its number. The arrays below hold the current step's requests only, indexed
-    by id − ``base`` (the first id of the step), so that a long run of many steps keeps its
-    memory bounded."""
+    orchestrator over a pipe. Client ``i`` connects to gateway ``urls[i % len(urls)]``, so the
+    clients are spread round-robin over the instances whatever the workers. Requests of all
+    steps are numbered from 0 in this process; a request's id is its number. The arrays below
+    hold the current step's requests only, indexed by id − ``base`` (the first id of the step),
+    so that a long run of many steps keeps its memory bounded."""
 
     def __init__(
-        self, url: str, clients: Sequence[int], worker: int, workers: int, options: "Options"
+        self,
+        urls: Sequence[str],
+        clients: Sequence[int],
+        worker: int,
+        workers: int,
+        options: "Options",
     ) -> None:
-        self.url = url
+        self.urls = list(urls)
         self.client_ids = list(clients)
         self.worker = worker
         self.workers = workers
@@ -369,7 +381,8 @@ class Worker:
     # --------------------------------------------------------------------- setup
 
     async def setup(self, deposit: str) -> dict[str, Any]:
-        """Connect, create and log in an account, fund it and subscribe, for every client."""
+        """Connect, create and log in an account, fund it and subscribe, for every client; how
+        many clients each gateway instance got."""
         started = time.monotonic()
         self._session = aiohttp.ClientSession()
         limit = asyncio.Semaphore(SETUP_CONCURRENCY)
@@ -378,10 +391,11 @@ class Worker:
         async def one(position: int, index: int) -> Client:
             async with limit:
                 assert self._session is not None
+                gateway = index % len(self.urls)
                 ws = await self._session.ws_connect(
-                    f"{self.url}/ws", max_msg_size=0, decode_text=False, autoping=True
+                    f"{self.urls[gateway]}/ws", max_msg_size=0, decode_text=False, autoping=True
                 )
-                client = Client(position, ws)
+                client = Client(position, ws, gateway)
                 self._readers.append(asyncio.create_task(self._read(client)))
                 created = await self._setup_call(client, "create_account")
                 api_key, secret = created["api_key"], created["api_secret"]
@@ -410,7 +424,16 @@ class Worker:
             *(one(position, index) for position, index in enumerate(self.client_ids))
         )
         self.clients = list(made)
-        return {"clients": len(self.clients), "seconds": round(time.monotonic() - started, 3)}
+        return {
+            "clients": len(self.clients),
+            "clients_by_gateway": self._by_gateway(client.gateway for client in self.clients),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    def _by_gateway(self, gateways: Iterable[int]) -> list[int]:
+        """How many of ``gateways`` (instance numbers) name each instance, in order."""
+        counts = Counter(gateways)
+        return [counts[gateway] for gateway in range(len(self.urls))]
 
     async def _setup_call(self, client: Client, op: str, **fields: Any) -> Any:
         request_id = f"setup-{uuid.uuid4().hex[:12]}"
@@ -573,11 +596,14 @@ class Worker:
         at_ms = array("i", ((scheduled[r] - step.t0_ns) // 1_000_000 for r in commands))
         lags = array("q", (self.sent_ns[r] - scheduled[r] for r in range(n)))
         sent_kinds = Counter(KINDS[self.kinds[r]] for r in range(n))
+        owner = self.owner
+        by_gateway = self._by_gateway(clients[owner[r]].gateway for r in range(n) if answered[r])
         return {
             "worker": self.worker,
             "sent": n,
             "measured": n - warm,
             "answered": sum(1 for r in range(n) if answered[r]),
+            "answered_by_gateway": by_gateway,
             "latencies": latencies.tobytes(),
             "query_latencies": query_latencies.tobytes(),
             "scheduled_ms": at_ms.tobytes(),
@@ -682,12 +708,17 @@ class Worker:
 
 
 def worker_main(
-    pipe: Pipe, url: str, clients: list[int], worker: int, workers: int, options: "Options"
+    pipe: Pipe,
+    urls: list[str],
+    clients: list[int],
+    worker: int,
+    workers: int,
+    options: "Options",
 ) -> None:
     """A client process: obeys the orchestrator's messages until ``stop``."""
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator stops it
-    asyncio.run(_serve(pipe, Worker(url, clients, worker, workers, options)))
+    asyncio.run(_serve(pipe, Worker(urls, clients, worker, workers, options)))
 
 
 async def _serve(pipe: Pipe, worker: Worker) -> None:
@@ -720,6 +751,7 @@ class Options:
 
     clients: int = 200
     workers: int = 2
+    gateways: int = 1
     rate: int = 2_000
     duration_s: float = 15.0
     warmup_s: float = 5.0
@@ -775,35 +807,57 @@ async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
     )
 
 
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds at one moment (``at_s``, ``time.monotonic``): by role, with ``orchestrator``
+    (this process) and ``machine`` (all cores), and each process of one role apart (``each``):
+    a role's sum says what it costs, its processes one by one whether they share it evenly."""
+
+    at_s: float
+    seconds: dict[str, float]
+    each: tuple[float, ...] = ()
+
+
 class Cpu:
-    """CPU seconds of the processes of the run, sampled at a step's start and end."""
+    """CPU seconds of the processes of the run by role, sampled at a step's start and end; the
+    processes of role ``each`` (the gateway instances) also one by one."""
 
-    def __init__(self, pids: dict[str, list[int]]) -> None:
+    def __init__(self, pids: dict[str, list[int]], each: str = "") -> None:
         self.pids = pids
+        self.each = each
 
-    def sample(self) -> tuple[float, dict[str, float]]:
-        out = {
-            name: sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
-            for name, pids in self.pids.items()
+    def sample(self) -> CpuSample:
+        seconds = {
+            pid: process_cpu_seconds(pid) or 0.0 for pids in self.pids.values() for pid in pids
         }
+        out = {name: sum(seconds[pid] for pid in pids) for name, pids in self.pids.items()}
         out["orchestrator"] = time.process_time()
         out["machine"] = machine_cpu_seconds()
-        return time.monotonic(), out
+        each = tuple(seconds[pid] for pid in self.pids.get(self.each, ()))
+        return CpuSample(time.monotonic(), out, each)
 
     @staticmethod
-    def percent(
-        before: tuple[float, dict[str, float]], after: tuple[float, dict[str, float]]
-    ) -> dict[str, float]:
-        """Each as % of one core over the step: ``machine`` is every process's, ``others``
-        what the machine ran besides this run (other users of a shared machine)."""
-        wall = after[0] - before[0]
+    def percent(before: CpuSample, after: CpuSample) -> dict[str, float]:
+        """Each role as % of one core over the step: ``machine`` is every process's,
+        ``others`` what the machine ran besides this run (other users of a shared machine)."""
+        wall = after.at_s - before.at_s
         out = {
-            name: round(100 * (after[1][name] - before[1][name]) / wall, 1) if wall > 0 else 0.0
-            for name in after[1]
+            name: _percent(after.seconds[name] - before.seconds[name], wall)
+            for name in after.seconds
         }
         ours = sum(value for name, value in out.items() if name != "machine")
         out["others"] = round(max(0.0, out["machine"] - ours), 1)
         return out
+
+    @staticmethod
+    def percent_each(before: CpuSample, after: CpuSample) -> list[float]:
+        """The processes of role ``each`` one by one, as % of one core over the step."""
+        wall = after.at_s - before.at_s
+        return [_percent(b - a, wall) for a, b in zip(before.each, after.each, strict=True)]
+
+
+def _percent(cpu_seconds: float, wall_s: float) -> float:
+    return round(100 * cpu_seconds / wall_s, 1) if wall_s > 0 else 0.0
 
 
 def machine_cpu_seconds() -> float:
@@ -817,7 +871,7 @@ def machine_cpu_seconds() -> float:
 
 
 class GatewayBench:
-    """The broker, the engine, the gateway and the client processes for one run."""
+    """The broker, the engine, the gateway instances and the client processes for one run."""
 
     def __init__(self, options: Options, settings: Settings, workdir: Path) -> None:
         self.options = options
@@ -826,7 +880,6 @@ class GatewayBench:
         self.pool: ClientPool | None = None
 
     async def run(self) -> dict[str, Any]:
-        options = self.options
         broker = await asyncio.to_thread(start_broker, self.settings)
         services: list[Service] = []
         try:
@@ -848,19 +901,8 @@ class GatewayBench:
             await _wait_ready(
                 f"http://127.0.0.1:{engine_health}/health/ready", services[-1], START_TIMEOUT_S
             )
-            port = _free_port()
-            gateway_env = env | {
-                env_var("gateway_port"): str(port),
-                env_var("gateway_master_key"): secrets.token_hex(32),
-                env_var("gateway_engine_timeout_ms"): str(int(options.engine_timeout_s * 1000)),
-                **{env_var(name): str(value) for name, value in GATEWAY_LIMITS.items()},
-            }
-            command = [*engine_command()[:-1], "gateway"]
-            services.append(Service("gateway", command, gateway_env, self.workdir / "gateway.log"))
-            await _wait_ready(
-                f"http://127.0.0.1:{port}/health/ready", services[-1], START_TIMEOUT_S
-            )
-            return await self._measure(f"http://127.0.0.1:{port}", services, broker)
+            urls = await self._start_gateways(env, services)
+            return await self._measure(urls, services, broker)
         finally:
             if self.pool is not None:
                 await self.pool.stop()
@@ -868,11 +910,34 @@ class GatewayBench:
                 await asyncio.to_thread(service.stop)
             await asyncio.to_thread(broker.stop)
 
+    async def _start_gateways(self, env: dict[str, str], services: list[Service]) -> list[str]:
+        """Start ``options.gateways`` instances on the same logs, each on a port of its own
+        (which serves its health checks too; ``env`` gives each a free health port besides),
+        and wait until each is ready; their URLs. They share the master key, as instances of
+        one exchange must, so an API key works on any of them."""
+        shared = env | {
+            env_var("gateway_master_key"): secrets.token_hex(32),
+            env_var("gateway_engine_timeout_ms"): str(int(self.options.engine_timeout_s * 1000)),
+            **{env_var(name): str(value) for name, value in GATEWAY_LIMITS.items()},
+        }
+        command = [*engine_command()[:-1], "gateway"]
+        count = self.options.gateways
+        urls: list[str] = []
+        for instance in range(count):
+            port = _free_port()
+            name = "gateway" if count == 1 else f"gateway-{instance}"
+            gateway_env = shared | {env_var("gateway_port"): str(port)}
+            services.append(Service(name, command, gateway_env, self.workdir / f"{name}.log"))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, service in zip(urls, services[-count:], strict=True):
+            await _wait_ready(f"{url}/health/ready", service, START_TIMEOUT_S)
+        return urls
+
     async def _measure(
-        self, url: str, services: list[Service], broker: EmbeddedBroker
+        self, urls: list[str], services: list[Service], broker: EmbeddedBroker
     ) -> dict[str, Any]:
         options = self.options
-        self.pool = pool = ClientPool(url, options)
+        self.pool = pool = ClientPool(urls, options)
 
         def check() -> None:
             for service in services:
@@ -882,17 +947,19 @@ class GatewayBench:
         setups = await pool.call(("setup",), check, SETUP_TIMEOUT_S)
         setup = {
             "clients": sum(s["clients"] for s in setups),
+            "clients_by_gateway": _columns_summed(s["clients_by_gateway"] for s in setups),
             "seconds": round(time.monotonic() - started, 3),
             "requests_per_client": 6 + (options.trades_subscribers + options.book_subscribers > 0),
         }
         log.info("clients ready", **setup)
         cpu = Cpu(
             {
-                "gateway": [services[1].process.pid],
+                "gateway": [service.process.pid for service in services[1:]],
                 "engine": [services[0].process.pid],
                 "broker": [broker.process.pid],
                 "clients": pool.pids,
-            }
+            },
+            each="gateway",
         )
         plan = [(options.rate, options.duration_s, options.warmup_s)]
         plan += [(rate, options.step_duration_s, options.step_warmup_s) for rate in options.sweep]
@@ -920,7 +987,9 @@ class GatewayBench:
             others: list[float] = []
             with suppress(asyncio.CancelledError):
                 others = await seconds
-            result = step_result(step, parts, Cpu.percent(before, cpu.sample()), options, others)
+            after = cpu.sample()
+            result = step_result(step, parts, Cpu.percent(before, after), options, others)
+            result["gateway_cpu_percent"] = Cpu.percent_each(before, after)
             steps.append(result)
             log.info(
                 "step done",
@@ -937,11 +1006,11 @@ class GatewayBench:
 
 
 class ClientPool:
-    """The client processes (``worker_main``) of a run, each with its share of the clients,
-    and the orchestrator's end of their pipes: what the gateway benchmark and ``exchange load``
-    drive their steps through."""
+    """The client processes (``worker_main``) of a run, each with its share of the clients
+    (spread over the gateways at ``urls``), and the orchestrator's end of their pipes: what the
+    gateway benchmark and ``exchange load`` drive their steps through."""
 
-    def __init__(self, url: str, options: Options) -> None:
+    def __init__(self, urls: Sequence[str], options: Options) -> None:
         context = multiprocessing.get_context("spawn")
         workers = max(1, min(options.workers, options.clients))
         self.pipes: list[Pipe] = []
@@ -951,7 +1020,7 @@ class ClientPool:
             here, there = context.Pipe()
             process = context.Process(
                 target=worker_main,
-                args=(there, url, mine, worker, workers, options),
+                args=(there, list(urls), mine, worker, workers, options),
                 name=f"bench-client-{worker}",
                 daemon=True,
             )
@@ -1064,6 +1133,7 @@ def step_result(
         "measured_queries": len(query_latencies),
         "order_requests": sum(kinds[KINDS[k]] for k in ORDER_KINDS),
         "answered": totals["answered"],
+        "answered_by_gateway": _columns_summed(part["answered_by_gateway"] for part in parts),
         "latency_ms": figures,
         "latency_of": "order commands (place, cancel, amend), from scheduled send to response",
         "send_lag_ms": {key: lag[key] for key in ("p50", "p99", "max")},
@@ -1087,6 +1157,11 @@ def step_result(
         "sustained": sustained,
         "problems": problems,
     }
+
+
+def _columns_summed(rows: Iterable[Sequence[int]]) -> list[int]:
+    """The workers' counts by gateway instance, added up instance by instance."""
+    return [sum(column) for column in zip(*rows, strict=True)]
 
 
 def by_second(at_ms: Sequence[int], latencies: Sequence[int]) -> list[float | None]:
@@ -1211,6 +1286,7 @@ def report(
             "errors": s["errors"],
             "pushes_per_second": s["pushes_per_second"],
             "cpu_percent": s["cpu_percent"],
+            "gateway_cpu_percent": s["gateway_cpu_percent"],
             "sustained": s["sustained"],
         }
         for s in steps
@@ -1263,9 +1339,11 @@ def table(result: dict[str, Any]) -> str:
     summary, targets = result["summary"], result["targets"]
     floor = summary.get("floor_latency_ms")
     floor_cpu = (result.get("floor") or {}).get("machine_cpu_percent")
+    gateways = result["parameters"]["gateways"]
+    gateway_cpu = "gateway" if gateways == 1 else f"{gateways} gateways (sum)"
     lines.append(
-        "gateway benchmark: "
-        f"{result['setup']['clients']} clients; gateway rate limits raised for the run "
+        f"gateway benchmark: {result['setup']['clients']} clients over {gateways} gateway "
+        f"instance{'s' if gateways > 1 else ''}; gateway rate limits raised for the run "
         f"({', '.join(f'{k}={v}' for k, v in GATEWAY_LIMITS.items())})"
     )
     if floor:
@@ -1281,15 +1359,17 @@ def table(result: dict[str, Any]) -> str:
         )
     lines.append(
         f"{'rate/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'errors':>6} {'races':>5} "
-        f"{'push/s':>8}  cpu % gateway/engine/broker/clients/others  ok"
+        f"{'push/s':>8}  cpu % {gateway_cpu}/engine/broker/clients/others  ok"
     )
     for step in result["steps"]:
         latency, cpu = step["latency_ms"], step["cpu_percent"]
+        each = step["gateway_cpu_percent"]
+        gateway = f"{cpu['gateway']}" + (f"({'+'.join(map(str, each))})" if gateways > 1 else "")
         lines.append(
             f"{step['offered_rate']:>7} {latency['p50']!s:>8} {latency['p99']!s:>8} "
             f"{latency['p99_9']!s:>9} {step['errors']:>6} {step['lost_races']:>5} "
             f"{step['pushes_per_second']:>8}  "
-            f"{cpu['gateway']}/{cpu['engine']}/{cpu['broker']}/{cpu['clients']}/{cpu['others']}"
+            f"{gateway}/{cpu['engine']}/{cpu['broker']}/{cpu['clients']}/{cpu['others']}"
             f"  {'yes' if step['sustained'] else 'NO'}"
         )
     for step in result["steps"]:
@@ -1325,6 +1405,13 @@ def _parser() -> argparse.ArgumentParser:
         help="client processes the connections are spread over (default %(default)s)",
     )
     add(
+        "--gateways",
+        type=int,
+        default=defaults.gateways,
+        help="gateway instances on the same logs; client i uses instance i %% N "
+        "(default %(default)s)",
+    )
+    add(
         "--rate",
         type=int,
         default=defaults.rate,
@@ -1355,6 +1442,7 @@ def _options(args: argparse.Namespace) -> Options:
     options = Options(
         clients=args.clients,
         workers=args.workers,
+        gateways=args.gateways,
         rate=args.rate,
         duration_s=args.duration,
         warmup_s=args.warmup,
@@ -1370,7 +1458,7 @@ def _options(args: argparse.Namespace) -> Options:
     )
     if args.quick:
         options = replace(options, quick=True, **QUICK)  # type: ignore[arg-type]
-    for name in ("clients", "workers", "rate", "duration_s", "step_duration_s"):
+    for name in ("clients", "workers", "gateways", "rate", "duration_s", "step_duration_s"):
         if getattr(options, name) <= 0:
             raise SystemExit(f"{name} must be positive")
     if any(rate <= 0 for rate in options.sweep):

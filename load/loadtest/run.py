@@ -305,7 +305,7 @@ class LoadRun:
         options, exchange = self.options, self.exchange
         following = asyncio.create_task(self.follower.run(self.stop))
         url = f"http://{exchange.settings.gateway_host}:{exchange.settings.gateway_port}"
-        pool = ClientPool(url, self.client_options)
+        pool = ClientPool([url], self.client_options)
         replay: ReplayProcess | None = None
         try:
             # The clients first (accounts, money, subscriptions: no price needed), then the
