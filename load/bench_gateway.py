@@ -64,7 +64,7 @@ import uuid
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
 from multiprocessing.connection import Connection as Pipe
@@ -792,6 +792,16 @@ def _free_port() -> int:
         return port
 
 
+def _free_ports(count: int) -> list[int]:
+    """``count`` free ports, all bound at once while picked so that none comes twice (the
+    gateways started on them have not bound theirs yet when the next is picked)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
 async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
@@ -912,9 +922,8 @@ class GatewayBench:
 
     async def _start_gateways(self, env: dict[str, str], services: list[Service]) -> list[str]:
         """Start ``options.gateways`` instances on the same logs, each on a port of its own
-        (which serves its health checks too; ``env`` gives each a free health port besides),
-        and wait until each is ready; their URLs. They share the master key, as instances of
-        one exchange must, so an API key works on any of them."""
+        (which serves its health checks too), and wait until each is ready; their URLs. They
+        share the master key, as instances of one exchange must, so an API key works on any."""
         shared = env | {
             env_var("gateway_master_key"): secrets.token_hex(32),
             env_var("gateway_engine_timeout_ms"): str(int(self.options.engine_timeout_s * 1000)),
@@ -923,8 +932,7 @@ class GatewayBench:
         command = [*engine_command()[:-1], "gateway"]
         count = self.options.gateways
         urls: list[str] = []
-        for instance in range(count):
-            port = _free_port()
+        for instance, port in enumerate(_free_ports(count)):
             name = "gateway" if count == 1 else f"gateway-{instance}"
             gateway_env = shared | {env_var("gateway_port"): str(port)}
             services.append(Service(name, command, gateway_env, self.workdir / f"{name}.log"))
