@@ -12,7 +12,7 @@ import pytest
 
 from services.gateway.auth import Authenticator, derive_secret, key_hash, sign_login
 from services.gateway.protocol import ErrorCode, Failure
-from services.gateway.rate_limit import TokenBucket
+from services.gateway.rate_limit import TokenBucket, TokenBuckets
 
 MASTER = "m" * 32
 NOW = 1_750_000_000_000
@@ -145,3 +145,11 @@ def test_a_weight_above_the_limit_never_fits() -> None:
     bucket = TokenBucket(limit=5, window_ms=1_000, now_ms=0)
     assert bucket.take(6, 0) == 1_000
     assert bucket.take(5, 0) == 0
+
+
+def test_keyed_buckets_are_one_per_key_each_full_at_its_first_request() -> None:
+    buckets: TokenBuckets[int] = TokenBuckets(limit=2, window_ms=1_000)
+    assert [buckets.take(1, 1, 0), buckets.take(1, 1, 0), buckets.take(1, 1, 0)] == [0, 0, 500]
+    assert buckets.take(2, 2, 0) == 0  # another key: a bucket of its own, full
+    assert buckets.take(3, 2, 10_000) == 0  # made full when first seen, not filled since 0
+    assert buckets.take(3, 1, 10_000) == 500

@@ -39,7 +39,7 @@ from services.gateway.config import GatewayConfig, gateway_config
 from services.gateway.connection import Connection
 from services.gateway.price_board import PriceKind
 from services.gateway.protocol import Failure
-from services.gateway.rate_limit import TokenBucket
+from services.gateway.rate_limit import TokenBuckets
 from services.gateway.read_model import Changes
 from services.gateway.server import Gateway, serve
 from services.gateway.session import monotonic_ms
@@ -95,8 +95,12 @@ class BinanceFront(Gateway):
         ]:
             self._endpoints[endpoint.method, endpoint.path] = endpoint
         self._ws_tasks: set[asyncio.Task[None]] = set()
-        self._ip_limits: dict[str, TokenBucket] = {}
-        self._order_limits: dict[int, TokenBucket] = {}
+        self._ip_limits: TokenBuckets[str] = TokenBuckets(
+            config.connection_request_limit, config.connection_request_window_ms
+        )
+        self._order_limits: TokenBuckets[int] = TokenBuckets(
+            config.account_order_limit, config.account_order_window_ms
+        )
 
     # ------------------------------------------------------------------ the gateway's hooks
 
@@ -191,26 +195,14 @@ class BinanceFront(Gateway):
         call.account, call.api_key = account, api_key
 
     def _limit_ip(self, peer: str, weight: int, now: int) -> None:
-        limiter = self._ip_limits.get(peer)
-        if limiter is None:
-            config = self.config
-            limiter = self._ip_limits[peer] = TokenBucket(
-                config.connection_request_limit, config.connection_request_window_ms, now
-            )
-        wait = limiter.take(weight, now)
+        wait = self._ip_limits.take(peer, weight, now)
         if wait:
             raise errors.rate_limited(
                 f"Too many requests; request weight limit reached, retry in {wait} ms.", wait
             )
 
     def _limit_orders(self, account: int, count: int, now: int) -> None:
-        limiter = self._order_limits.get(account)
-        if limiter is None:
-            config = self.config
-            limiter = self._order_limits[account] = TokenBucket(
-                config.account_order_limit, config.account_order_window_ms, now
-            )
-        wait = limiter.take(count, now)
+        wait = self._order_limits.take(account, count, now)
         if wait:
             error = errors.rate_limited(f"Too many new orders; retry in {wait} ms.", wait)
             error.code = errors.TOO_MANY_ORDERS

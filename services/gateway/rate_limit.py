@@ -7,7 +7,11 @@ which is what ``retry_after_ms`` tells the client. Integer arithmetic: the level
 units of 1/``window_ms`` of a token, so refilling ``limit`` per ``window_ms`` is exact.
 """
 
+from typing import Generic, TypeVar
+
 from exchange.units import ceil_div
+
+K = TypeVar("K")
 
 
 class TokenBucket:
@@ -35,3 +39,20 @@ class TokenBucket:
             return ceil_div(need - self._level, self.limit)
         self._level -= need
         return 0
+
+
+class TokenBuckets(Generic[K]):
+    """One ``TokenBucket`` per key (an account, a peer address), each made full on its key's
+    first request."""
+
+    def __init__(self, limit: int, window_ms: int) -> None:
+        self.limit = limit
+        self.window_ms = window_ms
+        self._buckets: dict[K, TokenBucket] = {}
+
+    def take(self, key: K, weight: int, now_ms: int) -> int:
+        """``TokenBucket.take`` on ``key``'s bucket."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.limit, self.window_ms, now_ms)
+        return bucket.take(weight, now_ms)

@@ -33,7 +33,7 @@ from services.gateway.protocol import (
     encode_error,
     encode_result,
 )
-from services.gateway.rate_limit import TokenBucket
+from services.gateway.rate_limit import TokenBucket, TokenBuckets
 from services.gateway.read_model import ReadModel
 from services.gateway.streams import Streams
 from services.wire import CommandResult
@@ -72,7 +72,9 @@ class Session:
             window_ms=config.login_window_ms,
             nonces_per_key=config.nonces_per_key,
         )
-        self._order_limits: dict[int, TokenBucket] = {}
+        self._order_limits: TokenBuckets[int] = TokenBuckets(
+            config.account_order_limit, config.account_order_window_ms
+        )
         """Per account, its order weight on this instance."""
 
     def connection_limiter(self) -> TokenBucket:
@@ -128,13 +130,7 @@ class Session:
         if wait:
             raise _rate_limited("connection", wait)
         if op in ORDER_OPS and connection.account is not None:
-            limiter = self._order_limits.get(connection.account)
-            if limiter is None:
-                config = self.config
-                limiter = self._order_limits[connection.account] = TokenBucket(
-                    config.account_order_limit, config.account_order_window_ms, now
-                )
-            wait = limiter.take(1, now)
+            wait = self._order_limits.take(connection.account, 1, now)
             if wait:
                 raise _rate_limited("account order", wait)
 
