@@ -52,3 +52,20 @@ class L2Book:
         if side is Side.BUY:
             return impact_price(self.asks.items(), notional, multiplier)
         return impact_price(reversed(self.bids.items()), notional, multiplier)
+
+
+class MergedDeltas:
+    """A run of one market's consecutive ``BookDelta``s as one: each changed level at its last
+    quantity, covering updates ``first`` … ``last``. What a stream that sends the book's changes
+    in batches (per step of the gateway, per 100 ms on the Binance front) sends as one update."""
+
+    def __init__(self, delta: BookDelta) -> None:
+        self.first = delta.update_id
+        self.last = delta.update_id
+        self.bids: dict[int, int] = dict(delta.bids)
+        self.asks: dict[int, int] = dict(delta.asks)
+
+    def add(self, delta: BookDelta) -> None:
+        self.last = delta.update_id
+        self.bids.update(delta.bids)
+        self.asks.update(delta.asks)

@@ -17,7 +17,6 @@ waited for.
 """
 
 import asyncio
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -28,6 +27,7 @@ from services.binance.formats import Json
 from services.binance.market_history import INTERVALS_MS, Candle, PublicTrade
 from services.gateway.connection import Connection
 from services.gateway.read_model import Changes
+from services.l2_book import MergedDeltas
 
 DEPTH_INTERVALS = {"0ms": 0, "100ms": 100, "250ms": 250, "500ms": 500}
 PARTIAL_LEVELS = (5, 10, 20)
@@ -59,24 +59,11 @@ class WsClient:
             self.connection.send(payload)
 
 
-@dataclass
-class _DepthBuffer:
-    first: int
-    last: int
-    bids: dict[int, int] = field(default_factory=dict)
-    asks: dict[int, int] = field(default_factory=dict)
-
-    def add(self, delta: BookDelta) -> None:
-        self.last = delta.update_id
-        self.bids.update(delta.bids)
-        self.asks.update(delta.asks)
-
-
 class MarketStreams:
     def __init__(self, context: Context) -> None:
         self.c = context
         self._subscribers: dict[str, set[WsClient]] = {}
-        self._buffers: dict[tuple[str, int], _DepthBuffer] = {}
+        self._buffers: dict[tuple[str, int], MergedDeltas] = {}
 
     # ---------------------------------------------------------------------- subscriptions
 
@@ -285,11 +272,12 @@ class MarketStreams:
             key = (symbol, interval_ms)
             buffer = self._buffers.get(key)
             if buffer is None:
-                buffer = self._buffers[key] = _DepthBuffer(delta.update_id, delta.update_id)
+                self._buffers[key] = MergedDeltas(delta)
                 if interval_ms:
                     loop = asyncio.get_running_loop()
                     loop.call_later(interval_ms / 1000, self._flush, symbol, interval_ms)
-            buffer.add(delta)
+            else:
+                buffer.add(delta)
             if not interval_ms:
                 self._flush(symbol, 0)
 

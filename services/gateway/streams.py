@@ -28,7 +28,7 @@ newer one.
 import msgspec
 
 from exchange.engine_events import Liquidation
-from exchange.events import BookDelta, Trade
+from exchange.events import Trade
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
 from services.gateway.price_board import PriceBoard, PriceKind
@@ -36,6 +36,7 @@ from services.gateway.protocol import ENCODER, ErrorCode, Failure, FundingView, 
 from services.gateway.read_model import Changes, ReadModel
 from services.gateway.risk_board import RiskBoard
 from services.gateway.views import Views
+from services.l2_book import MergedDeltas
 from services.risk_messages import MarginCall, RiskMessage
 
 PUBLIC_KINDS = ("book", "trades", "ticker", "index", "mark", "funding")
@@ -78,7 +79,7 @@ class Streams:
         """Per market, the ticker last pushed (without its time): one push per change."""
         self._fundings: dict[str, FundingView] = {}
         """Per market, the funding view last pushed: one push per change."""
-        self._books: dict[str, _BookStep] = {}
+        self._books: dict[str, MergedDeltas] = {}
         self._trades: dict[str, list[tuple[Trade, int]]] = {}
         self._step_tickers: dict[str, None] = {}
         """What this step changed on the public channels, pushed by ``end_step``."""
@@ -158,8 +159,9 @@ class Streams:
             if self._public.get(f"book.{symbol}"):
                 step = self._books.get(symbol)
                 if step is None:
-                    self._books[symbol] = step = _BookStep(delta.update_id)
-                step.add(delta)
+                    self._books[symbol] = MergedDeltas(delta)
+                else:
+                    step.add(delta)
         for symbol, trade in changes.trades:
             if self._public.get(f"trades.{symbol}"):
                 self._trades.setdefault(symbol, []).append((trade, model.time))
@@ -271,21 +273,6 @@ class Streams:
             return
         self._fundings[symbol] = funding
         self._to_public(channel, ENCODER.encode(funding))
-
-
-class _BookStep:
-    """One market's book deltas of a step, merged: each level at its last quantity."""
-
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self.last = first
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-
-    def add(self, delta: BookDelta) -> None:
-        self.last = delta.update_id
-        self.bids.update(delta.bids)
-        self.asks.update(delta.asks)
 
 
 def _ticker_key(ticker: TickerView) -> TickerView:
