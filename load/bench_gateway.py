@@ -58,13 +58,12 @@ import os
 import random
 import secrets
 import signal
-import socket
 import time
 import uuid
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
 from multiprocessing.connection import Connection as Pipe
@@ -88,7 +87,7 @@ from load.bench_engine_service import (
 from load.bench_engine_service import Options as EngineBenchOptions
 from load.bench_run import BenchError, bench_main, cancel_on_sigterm, ratio_of, workdir
 from load.echo_service import configure_logging
-from services.broker import EmbeddedBroker, create_topics, start_broker
+from services.broker import EmbeddedBroker, create_topics, free_port, free_ports, start_broker
 from services.gateway.auth import sign_login
 from services.settings import Settings, env_var, load_settings
 
@@ -785,23 +784,6 @@ QUICK = {
 """``--quick``: a tiny run to check that everything works (seconds, a few hundred requests)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` free ports, all bound at once while picked so that none comes twice (the
-    gateways started on them have not bound theirs yet when the next is picked)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 async def _wait_ready(url: str, service: Service, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
@@ -903,7 +885,7 @@ class GatewayBench:
             )
             await create_topics(settings.bootstrap_servers, settings)
             env = service_env(settings, self.workdir / "snapshots")
-            engine_health = _free_port()
+            engine_health = free_port()
             engine_env = env | {env_var("health_port"): str(engine_health)}
             services.append(
                 Service("engine", engine_command(), engine_env, self.workdir / "engine.log")
@@ -932,7 +914,7 @@ class GatewayBench:
         command = [*engine_command()[:-1], "gateway"]
         count = self.options.gateways
         urls: list[str] = []
-        for instance, port in enumerate(_free_ports(count)):
+        for instance, port in enumerate(free_ports(count)):
             name = "gateway" if count == 1 else f"gateway-{instance}"
             gateway_env = shared | {env_var("gateway_port"): str(port)}
             services.append(Service(name, command, gateway_env, self.workdir / f"{name}.log"))

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import ExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -116,7 +116,7 @@ def start_broker(settings: Settings | None = None, *, binary: str | None = None)
     fixed = settings.embedded_port != 0
     attempts = 1 if fixed else 3
     for attempt in range(1, attempts + 1):
-        port = settings.embedded_port if fixed else _free_port()
+        port = settings.embedded_port if fixed else free_port()
         if fixed and not _port_free(port):
             # Tansu's own error would come after a probe could already have reached whoever
             # holds the port, and it exits with status 0: refuse up front instead.
@@ -280,11 +280,19 @@ def _read_exactly(sock: socket.socket, count: int) -> bytes | None:
     return data
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port() -> int:
+    """A port on loopback that nothing listens on now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` free ports on loopback, all bound at once while picked so that none comes
+    twice (the services started on them have not bound theirs yet when the next is picked)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _port_free(port: int) -> bool:

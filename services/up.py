@@ -16,7 +16,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import aiohttp
 import msgspec
 import structlog
 
-from services.broker import EmbeddedBroker, create_topics, start_broker
+from services.broker import EmbeddedBroker, create_topics, free_port, start_broker
 from services.engine_main import load_markets
 from services.settings import Settings, env_var
 
@@ -94,13 +93,6 @@ class Service:
         if self._log is not None:
             self._log.close()
         return self.process.returncode
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def wait_ready(url: str, service: Service, timeout_s: float) -> None:
