@@ -13,6 +13,7 @@ event loop; ``embedded_broker`` wraps it for services. ``create_topics`` works o
 import asyncio
 import atexit
 import os
+import random
 import re
 import signal
 import socket
@@ -21,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager, suppress
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -105,9 +106,9 @@ def broker_binary() -> str:
 def start_broker(settings: Settings | None = None, *, binary: str | None = None) -> EmbeddedBroker:
     """Start an embedded broker on loopback and return once it answers Kafka requests.
 
-    The port is ``settings.embedded_port``, or a free one when that is 0 (the default). A free
-    port is found by binding port 0 and closing it, so another process can take it before the
-    broker binds it; the broker then exits, and we retry on a new port, twice at most.
+    The port is ``settings.embedded_port``, or a free one (``free_port``) when that is 0 (the
+    default). Another process can take a free port before the broker binds it; the broker then
+    exits, and we retry on a new port, twice at most.
     Raises ``BrokerError`` with the broker's output if it exits or is not ready within
     ``settings.broker_start_timeout_ms``.
     """
@@ -285,14 +286,30 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+_PICKABLE_PORTS = range(20_000, 32_768)
+"""Where ``free_ports`` picks: below the kernel's ephemeral range (Linux 32768-60999, macOS and
+Windows 49152-65535). A port that binding port 0 hands out comes from that range, and so does
+the local port of every outgoing connection: in the seconds before the service it was picked
+for binds it, a Kafka client's connection could take it (CI saw a health server fail so)."""
+_handed_out: set[int] = set()
+"""Ports this process picked already; a second pick before the first is bound skips them."""
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` free ports on loopback, all bound at once while picked so that none comes
-    twice (the services started on them have not bound theirs yet when the next is picked)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((LOOPBACK, 0))
-        return [sock.getsockname()[1] for sock in sockets]
+    """``count`` distinct free ports on loopback, none handed out before by this process.
+
+    A free port can still be taken by another process before its service binds it; picking
+    outside the ephemeral range leaves only processes that pick ports the same way.
+    """
+    picked: list[int] = []
+    candidates = random.sample(_PICKABLE_PORTS, len(_PICKABLE_PORTS))
+    for port in candidates:
+        if port not in _handed_out and _port_free(port):
+            _handed_out.add(port)
+            picked.append(port)
+            if len(picked) == count:
+                return picked
+    raise BrokerError(f"no {count} free ports on {LOOPBACK} in {_PICKABLE_PORTS}")
 
 
 def _port_free(port: int) -> bool:

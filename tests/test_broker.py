@@ -21,7 +21,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from services.broker import BrokerError, create_topics, embedded_broker, start_broker
+from services.broker import (
+    BrokerError,
+    create_topics,
+    embedded_broker,
+    free_ports,
+    start_broker,
+)
 from services.settings import Settings
 
 T = TypeVar("T")
@@ -231,3 +237,14 @@ def test_a_fixed_port_in_use_is_refused() -> None:
         settings = msgspec.structs.replace(Settings(), embedded_port=holder.getsockname()[1])
         with pytest.raises(BrokerError, match=r"EXCHANGE_EMBEDDED_PORT.*already in use"):
             start_broker(settings)
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    """A port an outgoing connection could take meanwhile must never be handed to a service."""
+    first, second = free_ports(8), free_ports(8)
+    ports = first + second
+    assert len(set(ports)) == 16, "a port handed out twice"
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(1024 <= port < min(low, 32_768) for port in ports)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", first[0]))  # free when handed out
