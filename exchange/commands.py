@@ -1,8 +1,14 @@
 """Commands to one market's matching core: small typed records, one per request."""
 
+from typing import Annotated
+
 import msgspec
 
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+
+ClientOrderId = Annotated[str, msgspec.Meta(pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$")]
+"""A client's label for its order: Binance's rule for ``newClientOrderId`` (1-36 characters of
+letters, digits and ``.:/_-``), checked wherever a command is decoded."""
 
 
 class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_only=True):
@@ -11,6 +17,8 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
     ``price`` is the limit price (LIMIT, STOP_LIMIT, TAKE_PROFIT_LIMIT only); ``stop_price`` the
     trigger price of STOP_* and TAKE_PROFIT_*; ``activation_price`` (optional) and
     ``callback_rate`` belong to TRAILING_STOP_MARKET. ``tif`` is ignored by market types.
+    ``client_order_id`` is the client's label, unique among the account's live orders in the
+    market (``exchange.client_ids``).
     """
 
     order_id: int
@@ -26,6 +34,7 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
     trigger: TriggerBy = TriggerBy.LAST
     reduce_only: bool = False
     stp: StpMode = StpMode.EXPIRE_TAKER
+    client_order_id: ClientOrderId | None = None
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="cmd", frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ import msgspec
 
 from exchange import liquidation, margin
 from exchange.book_state import BookState
+from exchange.client_ids import ClientIds
 from exchange.commands import AmendOrder, CancelAll, PlaceOrder, SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
@@ -108,10 +109,12 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
 
 
 class Market:
-    """One market: its spec, matching core, the ledger's view of its orders, and funding."""
+    """One market: its spec, matching core, the ledger's view of its orders, its live orders'
+    client ids, and funding."""
 
     __slots__ = (
         "book",
+        "client_ids",
         "fee_rate",
         "funding_time",
         "multiplier",
@@ -130,6 +133,7 @@ class Market:
         margin.validate_brackets(spec.leverage_brackets)
         self.spec = spec
         self.book = book if book is not None else MatchingEngine(spec)
+        self.client_ids = ClientIds()
         self.multiplier = spec.multiplier
         self.fee_rate = max(spec.taker_fee, spec.maker_fee, 0)
         self.orders: dict[int, TrackedOrder] = {}
@@ -348,11 +352,26 @@ class Engine:
         if type(request) is PlaceOrder:
             if request.order_id == 0:
                 request = msgspec.structs.replace(request, order_id=self._new_order_id(market))
+            label = request.client_order_id
+            if label is not None and market.client_ids.live(request.account, label) is not None:
+                message = f"client order id {label!r} is live"
+                reason = RejectReason.DUPLICATE_CLIENT_ORDER_ID
+                return [
+                    MarketEvent(
+                        cmd.symbol, Rejected(request.order_id, request.account, reason, message)
+                    )
+                ]
             verdict = self._check_place(market, request)
             if isinstance(verdict, Rejected):
                 return [MarketEvent(cmd.symbol, verdict)]
             placed = verdict
-        elif type(request) is AmendOrder:
+            if label is None or market.book.knows(request.order_id):  # no label, or refused
+                return self._settle(market, market.book.process(request), placed)
+            out = self._settle(market, market.book.process(request), placed)
+            if market.book.knows(request.order_id):  # still live: resting or conditional
+                market.client_ids.add(request.account, label, request.order_id)
+            return out
+        if type(request) is AmendOrder:
             amended = self._check_amend(market, request)
             if amended is not None:
                 return [MarketEvent(cmd.symbol, amended)]
@@ -496,6 +515,7 @@ class Engine:
                     order.qty = event.qty
                     order.loss = open_loss_per_lot(order.is_buy, event.price, market.book.mark)
                     _track(account, order)
+        market.client_ids.forget_ended(events, market.book.knows)
         return out
 
     def _trade(self, market: Market, trade: Trade, out: list[EngineEvent]) -> None:
@@ -1199,6 +1219,7 @@ class Engine:
             spec = by_symbol[saved.symbol]
             schedule = engine.markets[saved.symbol].schedule
             market = Market(spec, MatchingEngine.restore(spec, saved.book), schedule)
+            market.client_ids = ClientIds.from_orders(saved.book.orders)
             market.funding_time = saved.funding_time
             market.roll = saved.roll
             market.orders = {

@@ -9,6 +9,9 @@ from exchange.orders import Side
 
 class RejectReason(StrEnum):
     DUPLICATE_ORDER_ID = "duplicate_order_id"
+    DUPLICATE_CLIENT_ORDER_ID = "duplicate_client_order_id"
+    """The account has a live order in this market with the same client order id: Binance
+    ``-4116``."""
     UNKNOWN_ORDER = "unknown_order"
     INVALID_ORDER = "invalid_order"
     INVALID_QTY = "invalid_qty"

@@ -4,7 +4,8 @@ Order flow for each market comes from ``strategies.CommandGenerator`` (the match
 distribution); around it this adds the ledger's commands: deposits (some over the faucet cap,
 some invalid), withdrawals, leverage and margin-mode changes, isolated margin moves, funding
 settlements (some repeated), deleveraging between random accounts, deficit cover and insurance
-funding. Deposits are small next to order sizes, so the pre-trade check rejects often.
+funding. Deposits are small next to order sizes, so the pre-trade check rejects often. Half
+the orders carry a client order id from a pool of three, so duplicates of live ones come up.
 As there, every choice goes through one ``draw(low, high)``, for hypothesis and seeded runs.
 """
 
@@ -15,7 +16,7 @@ import msgspec
 from hypothesis import strategies as st
 from strategies import BASE_SPEC, SPECS, CommandGenerator
 
-from exchange.commands import SetMarkPrice
+from exchange.commands import PlaceOrder, SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
     Deposit,
@@ -48,6 +49,8 @@ MARKETS = (
 )
 FAUCET_CAP = 400
 ACCOUNTS = 4
+LABELS = ("a", "b", "c")
+"""Client order ids: few, so that a label is often still live when it comes again."""
 
 
 class EngineCommandGenerator:
@@ -63,6 +66,8 @@ class EngineCommandGenerator:
             cmd = self._orders[symbol].next(draw)
             if isinstance(cmd, SetMarkPrice):
                 return MarkPrice(symbol=symbol, price=cmd.price)
+            if isinstance(cmd, PlaceOrder) and draw(0, 1):
+                cmd = msgspec.structs.replace(cmd, client_order_id=LABELS[draw(0, len(LABELS) - 1)])
             return OrderCommand(symbol=symbol, order=cmd)
         account = draw(1, ACCOUNTS)
         if roll < 80:

@@ -20,6 +20,8 @@ from engine_streams import ACCOUNTS, FAUCET_CAP, MARKETS, engine_streams, random
 from hypothesis import HealthCheck, given, settings
 
 from exchange import liquidation
+from exchange.client_ids import ClientIds
+from exchange.commands import PlaceOrder
 from exchange.engine import Engine, EngineState, MarginLevel
 from exchange.engine_commands import EngineCommand, Liquidate, OrderCommand
 from exchange.engine_events import (
@@ -29,7 +31,7 @@ from exchange.engine_events import (
     OrderMarginChanged,
     PositionUpdate,
 )
-from exchange.events import Rejected
+from exchange.events import Rejected, RejectReason
 from exchange.ledger import EXTERNAL, INSURANCE, clearing
 from exchange.positions import MarketAccount
 from exchange.risk import order_margin
@@ -63,9 +65,11 @@ def check_state(engine: Engine, *, recount: bool) -> None:
 
 def recount_orders(engine: Engine, symbol: str) -> None:
     """The running order sums equal a fresh count of the tracked orders, and the tracked orders
-    are exactly the book's live non-reduce-only orders, at their open quantity."""
+    are exactly the book's live non-reduce-only orders, at their open quantity. The client
+    order id index is exactly that of the live orders."""
     market = engine.markets[symbol]
     live = {o.order_id: o for o in market.book.snapshot().orders}
+    assert market.client_ids.items() == ClientIds.from_orders(live.values()).items()
     expected = {i for i, o in live.items() if not o.reduce_only}
     assert set(market.orders) == expected
     sums: dict[int, MarketAccount] = {}
@@ -99,6 +103,28 @@ def checked_order(cmd: EngineCommand, events: list[EngineEvent]) -> int | None:
         if isinstance(event, MarketEvent) and isinstance(event.event, Rejected):
             return None
     return cmd.order.account
+
+
+def live_label(engine: Engine, cmd: EngineCommand) -> bool:
+    """Whether ``cmd`` places an order under a client order id one of the account's live
+    orders in that market has."""
+    if not isinstance(cmd, OrderCommand) or not isinstance(cmd.order, PlaceOrder):
+        return False
+    label = cmd.order.client_order_id
+    market = engine.markets.get(cmd.symbol)
+    if label is None or market is None:
+        return False
+    owner = market.client_ids.live(cmd.order.account, label)
+    return owner is not None and market.book.knows(owner)
+
+
+def refused_as_duplicate(events: list[EngineEvent]) -> bool:
+    return any(
+        isinstance(e, MarketEvent)
+        and isinstance(e.event, Rejected)
+        and e.event.reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        for e in events
+    )
 
 
 def rounding_slack(account: int, events: list[EngineEvent]) -> int:
@@ -141,7 +167,9 @@ def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[E
     for step, cmd in enumerate(commands):
         account = cmd.order.account if isinstance(cmd, OrderCommand) else None
         before = engine.available(account) if account is not None else 0
+        label_taken = live_label(engine, cmd)
         events = engine.process(cmd)
+        assert refused_as_duplicate(events) == label_taken, (step, cmd, events)
         check_state(engine, recount=step % recount_every == 0)
         check_order_margins(engine, events, reported)
         if isinstance(cmd, Liquidate):
@@ -169,6 +197,8 @@ def resumed_hash(commands: list[EngineCommand], cut: int) -> str:
     state = msgspec.msgpack.decode(wire, type=EngineState)
     second = Engine.restore(MARKETS, state, faucet_cap=FAUCET_CAP)
     assert second.state_hash() == first.state_hash()
+    for symbol, market in first.markets.items():
+        assert second.markets[symbol].client_ids.items() == market.client_ids.items()
     for cmd in commands[cut:]:
         second.process(cmd)
     return second.state_hash()
