@@ -193,6 +193,28 @@ def test_a_duplicate_result_changes_nothing_and_history_is_bounded() -> None:
     assert len(replay.model.account(B).fills) == 3
 
 
+def test_an_order_is_found_by_its_client_order_id_live_then_finished_then_forgotten() -> None:
+    replay = Replay(finished_orders=1)
+    for key_hash, account in ((HASH_A, A), (HASH_B, B)):
+        replay(CreateAccount(key_hash=key_hash))
+        replay(Deposit(account=account, amount=10_000 * USDT))
+    replay(order(account=A, side=Side.SELL, qty=2, client_order_id="q-1"))
+    found = replay.model.order_by_label(A, "BTCUSDT", "q-1")
+    assert found is not None and (found.order_id, found.status) == (1, OrderStatus.NEW)
+    assert replay.model.order_by_label(B, "BTCUSDT", "q-1") is None  # another account's
+    assert replay.model.order_by_label(A, "ETHUSDT", "q-1") is None
+    replay(order(account=B, side=Side.BUY, qty=2, tif=TimeInForce.IOC))
+    found = replay.model.order_by_label(A, "BTCUSDT", "q-1")
+    assert found is not None and (found.order_id, found.status) == (1, OrderStatus.FILLED)
+    replay(order(account=A, side=Side.SELL, qty=2, client_order_id="q-1"))  # the label again
+    found = replay.model.order_by_label(A, "BTCUSDT", "q-1")
+    assert found is not None and (found.order_id, found.status) == (3, OrderStatus.NEW)
+    replay(OrderCommand(symbol="BTCUSDT", order=CancelOrder(order_id=3, account=A)))
+    replay(order(account=A, side=Side.SELL, qty=2))  # ends, and pushes order 3 out of history
+    replay(order(account=B, side=Side.BUY, qty=2, tif=TimeInForce.IOC))
+    assert replay.model.order_by_label(A, "BTCUSDT", "q-1") is None
+
+
 def test_the_book_follows_every_delta_and_the_ticker_reads_it() -> None:
     replay = funded()
     replay(order(account=A, side=Side.SELL, qty=3, price=601_000))

@@ -154,6 +154,9 @@ class Changes:
 class AccountState:
     open_orders: dict[OrderKey, OrderState] = field(default_factory=dict)
     finished: "OrderedDict[OrderKey, OrderState]" = field(default_factory=OrderedDict)
+    labels: dict[tuple[str, str], OrderKey] = field(default_factory=dict)
+    """(symbol, client order id) → its latest order still kept, open or finished: the engine
+    lets a label come again only once its order has ended, so the latest is the live one."""
     fills: "deque[FillState]" = field(default_factory=deque)
     positions: dict[str, PositionState] = field(default_factory=dict)
     wallet: int = 0
@@ -237,6 +240,13 @@ class ReadModel:
             return None
         key = (symbol, order_id)
         return state.open_orders.get(key) or state.finished.get(key)
+
+    def order_by_label(self, account: int, symbol: str, label: str) -> OrderState | None:
+        """The account's latest order in ``symbol`` with this client order id, open or recently
+        finished; None if it has none."""
+        state = self._accounts.get(account)
+        key = None if state is None else state.labels.get((symbol, label))
+        return None if key is None else self.order(account, *key)
 
     def position(self, account: int, symbol: str) -> PositionState:
         """The account's position in ``symbol`` (flat, at the defaults, if never touched)."""
@@ -388,7 +398,10 @@ class ReadModel:
             created=self.time,
             updated=self.time,
         )
-        self.account(event.account).open_orders[symbol, event.order_id] = order
+        state = self.account(event.account)
+        state.open_orders[symbol, event.order_id] = order
+        if terms.client_order_id is not None:
+            state.labels[symbol, terms.client_order_id] = (symbol, event.order_id)
         self._touch(order, changes)
 
     def _trade(self, symbol: str, trade: Trade, changes: Changes) -> None:
@@ -465,7 +478,13 @@ class ReadModel:
         state.finished[key] = order
         state.finished.move_to_end(key)
         while len(state.finished) > self._finished_orders:
-            state.finished.popitem(last=False)
+            _, dropped = state.finished.popitem(last=False)
+            label = dropped.terms.client_order_id
+            if label is not None and state.labels.get((dropped.symbol, label)) == (
+                dropped.symbol,
+                dropped.order_id,
+            ):
+                del state.labels[dropped.symbol, label]
 
 
 def _funding_flow(transfer: Transfer, flows: dict[str, tuple[int, int]]) -> None:
