@@ -18,7 +18,8 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
     trigger price of STOP_* and TAKE_PROFIT_*; ``activation_price`` (optional) and
     ``callback_rate`` belong to TRAILING_STOP_MARKET. ``tif`` is ignored by market types.
     ``client_order_id`` is the client's label, unique among the account's live orders in the
-    market (``exchange.client_ids``).
+    market (``exchange.client_ids``). ``expire_time`` (event time, ms) ends an order that can
+    rest, if it still lives then (Binance's GTD): see ``Engine`` (expiries).
     """
 
     order_id: int
@@ -35,6 +36,7 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
     reduce_only: bool = False
     stp: StpMode = StpMode.EXPIRE_TAKER
     client_order_id: ClientOrderId | None = None
+    expire_time: int | None = None
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="cmd", frozen=True, kw_only=True):

@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 import msgspec
+from sortedcontainers import SortedList
 
 from exchange import liquidation, margin
 from exchange.book_state import BookState
@@ -82,7 +83,7 @@ from exchange.ledger import (
 )
 from exchange.market import MarketSpec
 from exchange.matching import MatchingEngine
-from exchange.orders import LIMIT_TYPES, OrderType, Side, StpMode
+from exchange.orders import LIMIT_TYPES, OrderType, Side, StpMode, TimeInForce
 from exchange.positions import MarketAccount, apply_fill
 from exchange.risk import (
     Holding,
@@ -110,11 +111,12 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
 
 class Market:
     """One market: its spec, matching core, the ledger's view of its orders, its live orders'
-    client ids, and funding."""
+    client ids and expiry times, and funding."""
 
     __slots__ = (
         "book",
         "client_ids",
+        "expiries",
         "fee_rate",
         "funding_time",
         "multiplier",
@@ -134,6 +136,9 @@ class Market:
         self.spec = spec
         self.book = book if book is not None else MatchingEngine(spec)
         self.client_ids = ClientIds()
+        self.expiries: SortedList = SortedList()
+        """(expire time, order id) of orders placed with an ``expire_time``, soonest first.
+        An entry outlives an order that ended sooner; ``Engine._expire_due`` skips it then."""
         self.multiplier = spec.multiplier
         self.fee_rate = max(spec.taker_fee, spec.maker_fee, 0)
         self.orders: dict[int, TrackedOrder] = {}
@@ -352,30 +357,50 @@ class Engine:
         if type(request) is PlaceOrder:
             if request.order_id == 0:
                 request = msgspec.structs.replace(request, order_id=self._new_order_id(market))
-            label = request.client_order_id
-            if label is not None and market.client_ids.live(request.account, label) is not None:
-                message = f"client order id {label!r} is live"
-                reason = RejectReason.DUPLICATE_CLIENT_ORDER_ID
-                return [
-                    MarketEvent(
-                        cmd.symbol, Rejected(request.order_id, request.account, reason, message)
-                    )
-                ]
+            refusal = self._label_or_expiry_problem(market, request)
+            if refusal is not None:
+                return [MarketEvent(cmd.symbol, refusal)]
             verdict = self._check_place(market, request)
             if isinstance(verdict, Rejected):
                 return [MarketEvent(cmd.symbol, verdict)]
             placed = verdict
-            if label is None or market.book.knows(request.order_id):  # no label, or refused
-                return self._settle(market, market.book.process(request), placed)
+            label, expire_time = request.client_order_id, request.expire_time
+            if (label is None and expire_time is None) or market.book.knows(request.order_id):
+                return self._settle(market, market.book.process(request), placed)  # or refused
             out = self._settle(market, market.book.process(request), placed)
             if market.book.knows(request.order_id):  # still live: resting or conditional
-                market.client_ids.add(request.account, label, request.order_id)
+                if label is not None:
+                    market.client_ids.add(request.account, label, request.order_id)
+                if expire_time is not None:
+                    market.expiries.add((expire_time, request.order_id))
             return out
         if type(request) is AmendOrder:
             amended = self._check_amend(market, request)
             if amended is not None:
                 return [MarketEvent(cmd.symbol, amended)]
         return self._settle(market, market.book.process(request), placed)
+
+    def _label_or_expiry_problem(self, market: Market, cmd: PlaceOrder) -> Rejected | None:
+        """The engine's own placement rules, checked before the book's: a client order id
+        that a live order of the account holds, or an expiry time that cannot work."""
+        label = cmd.client_order_id
+        if label is not None and market.client_ids.live(cmd.account, label) is not None:
+            message = f"client order id {label!r} is live"
+            return Rejected(
+                cmd.order_id, cmd.account, RejectReason.DUPLICATE_CLIENT_ORDER_ID, message
+            )
+        expire_time = cmd.expire_time
+        if expire_time is None:
+            return None
+        if cmd.type is OrderType.MARKET or (
+            cmd.type in LIMIT_TYPES and cmd.tif in (TimeInForce.IOC, TimeInForce.FOK)
+        ):
+            message = "expire_time needs an order that can rest (not market, IOC or FOK)"
+            return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_ORDER, message)
+        if expire_time <= self.time:
+            message = f"expire_time {expire_time} is not after the engine's time {self.time}"
+            return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_ORDER, message)
+        return None
 
     def _new_order_id(self, market: Market) -> int:
         """The lowest unused id from the counter on: ids a client chose itself are skipped."""
@@ -584,10 +609,29 @@ class Engine:
         market = self.markets.get(cmd.symbol)
         if market is None:
             return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
+        expired = self._expire_due(market)
         events = self._settle(market, market.book.process(SetMarkPrice(price=cmd.price)), None)
         if market.book.mark == cmd.price:
             events.insert(0, MarkChanged(cmd.symbol, cmd.price))
-        return events
+        return expired + events
+
+    def _expire_due(self, market: Market) -> list[EngineEvent]:
+        """End the market's orders whose ``expire_time`` event time has reached.
+
+        Why at a mark price: time passing is no command, and an event must belong to the
+        result of one. The oracle's ``MarkPrice`` comes about every second and is already the
+        command that time-driven order events (mark-triggered stops) come with, so an order
+        expires with the first mark of its market at or after its time, before that mark moves
+        anything. Soonest first, then by order id: the same on every replay."""
+        out: list[EngineEvent] = []
+        due = market.expiries
+        while due and due[0][0] <= self.time:
+            expire_time, order_id = due.pop(0)
+            terms = market.book.live_terms(order_id)
+            if terms is None or terms.expire_time != expire_time:
+                continue  # ended before its time (the id may be another order's now)
+            out.extend(self._settle(market, market.book.expire(order_id), None))
+        return out
 
     # ----------------------------------------------------------------- money
 
@@ -1220,6 +1264,11 @@ class Engine:
             schedule = engine.markets[saved.symbol].schedule
             market = Market(spec, MatchingEngine.restore(spec, saved.book), schedule)
             market.client_ids = ClientIds.from_orders(saved.book.orders)
+            market.expiries.update(
+                (order.cmd.expire_time, order.order_id)
+                for order in saved.book.orders
+                if order.cmd.expire_time is not None
+            )
             market.funding_time = saved.funding_time
             market.roll = saved.roll
             market.orders = {

@@ -54,6 +54,8 @@ class ExpireReason(StrEnum):
     """A reduce-only order that would no longer reduce the position."""
     POST_ONLY = "post_only"
     """A triggered post-only stop-limit order that would take."""
+    GTD = "gtd"
+    """Its ``expire_time`` came (Binance's GTD, good till date)."""
 
 
 class Accepted(msgspec.Struct, tag="accepted", tag_field="event", frozen=True):

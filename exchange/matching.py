@@ -160,6 +160,25 @@ class MatchingEngine:
         self._append_delta(events)
         return events
 
+    def expire(self, order_id: int) -> list[MatchingEvent]:
+        """End a live order because its time has come (``PlaceOrder.expire_time``): the
+        engine's clock ends it, not a command to the book, so it is a method like
+        ``liquidate``. An order that is not live gives no events."""
+        order = self._live.get(order_id)
+        if order is None:
+            return []
+        events: list[MatchingEvent] = []
+        self._events = events
+        self._withdraw(order)
+        events.append(Expired(order_id, order.account, order.open, ExpireReason.GTD))
+        self._append_delta(events)
+        return events
+
+    def live_terms(self, order_id: int) -> PlaceOrder | None:
+        """The placement of a live order (resting or conditional), or None."""
+        order = self._live.get(order_id)
+        return None if order is None else order.cmd
+
     def liquidate(
         self, order_id: int, account: int, side: Side, qty: int, limit: int
     ) -> list[MatchingEvent]:

@@ -5,7 +5,8 @@ distribution); around it this adds the ledger's commands: deposits (some over th
 some invalid), withdrawals, leverage and margin-mode changes, isolated margin moves, funding
 settlements (some repeated), deleveraging between random accounts, deficit cover and insurance
 funding. Deposits are small next to order sizes, so the pre-trade check rejects often. Half
-the orders carry a client order id from a pool of three, so duplicates of live ones come up.
+the orders carry a client order id from a pool of three, so duplicates of live ones come up;
+a quarter an expiry time (``time_at``).
 As there, every choice goes through one ``draw(low, high)``, for hypothesis and seeded runs.
 """
 
@@ -51,6 +52,14 @@ FAUCET_CAP = 400
 ACCOUNTS = 4
 LABELS = ("a", "b", "c")
 """Client order ids: few, so that a label is often still live when it comes again."""
+STEP_MS = 1_000
+
+
+def time_at(step: int) -> int:
+    """The event time of the ``step``-th command (from 1) of a stream: the runs advance the
+    engine's clock to it before the command, so that orders with an ``expire_time`` (a quarter
+    of them, from just past to 30 steps ahead) expire at a later mark price."""
+    return step * STEP_MS
 
 
 class EngineCommandGenerator:
@@ -58,8 +67,10 @@ class EngineCommandGenerator:
         self._orders = {spec.symbol: CommandGenerator(spec, accounts=ACCOUNTS) for spec in MARKETS}
         self._funding_time = {spec.symbol: 0 for spec in MARKETS}
         self._draw: Draw | None = None
+        self._count = 0
 
     def next(self, draw: Draw) -> EngineCommand:
+        self._count += 1
         roll = draw(0, 99)
         symbol = MARKETS[draw(0, len(MARKETS) - 1)].symbol
         if roll < 72:
@@ -68,6 +79,9 @@ class EngineCommandGenerator:
                 return MarkPrice(symbol=symbol, price=cmd.price)
             if isinstance(cmd, PlaceOrder) and draw(0, 1):
                 cmd = msgspec.structs.replace(cmd, client_order_id=LABELS[draw(0, len(LABELS) - 1)])
+            if isinstance(cmd, PlaceOrder) and not draw(0, 3):
+                expire_time = time_at(self._count) + draw(-1, 30) * STEP_MS
+                cmd = msgspec.structs.replace(cmd, expire_time=expire_time)
             return OrderCommand(symbol=symbol, order=cmd)
         account = draw(1, ACCOUNTS)
         if roll < 80:

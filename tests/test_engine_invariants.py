@@ -16,14 +16,21 @@ a snapshot taken mid-stream, restored from its wire form, and fed the rest.
 import random
 
 import msgspec
-from engine_streams import ACCOUNTS, FAUCET_CAP, MARKETS, engine_streams, random_engine_commands
+from engine_streams import (
+    ACCOUNTS,
+    FAUCET_CAP,
+    MARKETS,
+    engine_streams,
+    random_engine_commands,
+    time_at,
+)
 from hypothesis import HealthCheck, given, settings
 
 from exchange import liquidation
 from exchange.client_ids import ClientIds
 from exchange.commands import PlaceOrder
 from exchange.engine import Engine, EngineState, MarginLevel
-from exchange.engine_commands import EngineCommand, Liquidate, OrderCommand
+from exchange.engine_commands import EngineCommand, Liquidate, MarkPrice, OrderCommand
 from exchange.engine_events import (
     EngineEvent,
     Liquidation,
@@ -118,6 +125,15 @@ def live_label(engine: Engine, cmd: EngineCommand) -> bool:
     return owner is not None and market.book.knows(owner)
 
 
+def overdue(engine: Engine, symbol: str) -> list[int]:
+    """Live orders of the market whose expiry time has come: none right after a mark price."""
+    return [
+        order.order_id
+        for order in engine.markets[symbol].book.snapshot().orders
+        if order.cmd.expire_time is not None and order.cmd.expire_time <= engine.time
+    ]
+
+
 def refused_as_duplicate(events: list[EngineEvent]) -> bool:
     return any(
         isinstance(e, MarketEvent)
@@ -168,8 +184,11 @@ def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[E
         account = cmd.order.account if isinstance(cmd, OrderCommand) else None
         before = engine.available(account) if account is not None else 0
         label_taken = live_label(engine, cmd)
+        engine.advance_time(time_at(step + 1))
         events = engine.process(cmd)
         assert refused_as_duplicate(events) == label_taken, (step, cmd, events)
+        if isinstance(cmd, MarkPrice):
+            assert not overdue(engine, cmd.symbol), (step, cmd, events)
         check_state(engine, recount=step % recount_every == 0)
         check_order_margins(engine, events, reported)
         if isinstance(cmd, Liquidate):
@@ -184,14 +203,16 @@ def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[E
 
 def replay_hash(commands: list[EngineCommand]) -> str:
     engine = new_engine()
-    for cmd in commands:
+    for step, cmd in enumerate(commands, 1):
+        engine.advance_time(time_at(step))
         engine.process(cmd)
     return engine.state_hash()
 
 
 def resumed_hash(commands: list[EngineCommand], cut: int) -> str:
     first = new_engine()
-    for cmd in commands[:cut]:
+    for step, cmd in enumerate(commands[:cut], 1):
+        first.advance_time(time_at(step))
         first.process(cmd)
     wire = msgspec.msgpack.encode(first.snapshot())
     state = msgspec.msgpack.decode(wire, type=EngineState)
@@ -199,7 +220,8 @@ def resumed_hash(commands: list[EngineCommand], cut: int) -> str:
     assert second.state_hash() == first.state_hash()
     for symbol, market in first.markets.items():
         assert second.markets[symbol].client_ids.items() == market.client_ids.items()
-    for cmd in commands[cut:]:
+    for step, cmd in enumerate(commands[cut:], cut + 1):
+        second.advance_time(time_at(step))
         second.process(cmd)
     return second.state_hash()
 
