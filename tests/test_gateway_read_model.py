@@ -24,8 +24,9 @@ from exchange.engine_commands import (
     SetMarginMode,
     SettleFunding,
 )
+from exchange.engine_events import PositionUpdate
 from exchange.ledger import isolated_wallet, wallet
-from exchange.orders import OrderType, Side, TimeInForce
+from exchange.orders import OrderType, Side, StpMode, TimeInForce
 from services.gateway.convert import Markets
 from services.gateway.price_board import PriceBoard
 from services.gateway.protocol import OrderStatus
@@ -191,6 +192,38 @@ def test_a_duplicate_result_changes_nothing_and_history_is_bounded() -> None:
         replay(order(account=B, side=Side.BUY, qty=2, tif=TimeInForce.IOC))
     assert len(replay.model.account(A).finished) == 2
     assert len(replay.model.account(B).fills) == 3
+
+
+def test_each_fill_carries_the_realized_pnl_the_engine_gave_its_side() -> None:
+    replay = funded()
+    replay(order(account=A, side=Side.SELL, qty=30))
+    opened = replay(order(account=B, side=Side.BUY, qty=30, tif=TimeInForce.IOC))
+    assert [fill.realized_pnl for _, fill in opened.fills] == [0, 0]  # both open a position
+    replay(order(account=B, side=Side.SELL, qty=20, price=601_000))
+    command = order(account=A, side=Side.BUY, qty=20, price=601_000, tif=TimeInForce.IOC)
+    time = replay.time + 1
+    events = replay.engine.process(command)
+    realized = {e.account: e.realized_pnl for e in events if isinstance(e, PositionUpdate)}
+    replay.time = time
+    closed = replay.model.apply(CommandResult("close", events), command, time)
+    by_account = {account: fill.realized_pnl for account, fill in closed.fills}
+    assert by_account == realized
+    assert realized[A] < 0 < realized[B]  # A shorted at 60,000 and bought back at 60,100
+    assert replay.model.account(A).fills[0].realized_pnl == realized[A]
+
+
+def test_a_self_trade_gives_each_of_its_fills_its_own_realized_pnl() -> None:
+    replay = funded()
+    replay(order(account=A, side=Side.SELL, qty=10))
+    replay(order(account=B, side=Side.BUY, qty=10, tif=TimeInForce.IOC))  # A is short 10
+    replay(order(account=A, side=Side.SELL, qty=5, price=600_500))
+    changes = replay(
+        order(account=A, side=Side.BUY, qty=5, price=600_500, stp=StpMode.NONE, tif=TimeInForce.IOC)
+    )
+    taker, maker = (fill for _, fill in changes.fills)
+    assert (taker.maker, maker.maker) == (False, True)
+    # the taker's buy closes 5 of the short at a loss; the maker's sell then reopens them
+    assert taker.realized_pnl < 0 and maker.realized_pnl == 0
 
 
 def test_an_order_is_found_by_its_client_order_id_live_then_finished_then_forgotten() -> None:

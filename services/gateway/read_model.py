@@ -76,7 +76,10 @@ class OrderState(msgspec.Struct, kw_only=True):
     updated: int
 
 
-class FillState(msgspec.Struct, frozen=True, kw_only=True):
+class FillState(msgspec.Struct, kw_only=True):
+    """One side of a trade, as its account sees it. ``realized_pnl`` (minor units) is set from
+    the ``PositionUpdate`` the engine sends for this side right after the trade."""
+
     symbol: str
     trade_id: int
     order_id: int
@@ -86,6 +89,7 @@ class FillState(msgspec.Struct, frozen=True, kw_only=True):
     qty: int
     fee: int
     time: int
+    realized_pnl: int = 0
 
 
 class PositionState(msgspec.Struct, kw_only=True):
@@ -289,6 +293,9 @@ class ReadModel:
         flows: dict[str, tuple[int, int]] = {}
         """Per funding pool, (paid in, paid out) by this result's funding transfers, which
         come before their ``FundingSettled``."""
+        unsettled: dict[tuple[int, str], deque[FillState]] = {}
+        """Per account and market, this result's fills whose ``PositionUpdate`` (taker's, then
+        maker's, right after each trade) has not come yet."""
         for event in result.events:
             if isinstance(event, Transfer):
                 self._transfer(event, changes)
@@ -317,9 +324,9 @@ class ReadModel:
                 if event.symbol not in self.specs:  # a market this gateway does not serve
                     continue
                 if isinstance(event, MarketEvent):
-                    self._market_event(event.symbol, event.event, placed, changes)
+                    self._market_event(event.symbol, event.event, placed, changes, unsettled)
                 else:
-                    self._position_event(event, changes)
+                    self._position_event(event, changes, unsettled)
         return changes
 
     def _settled(self, event: FundingSettled, flow: tuple[int, int], changes: Changes) -> None:
@@ -338,13 +345,19 @@ class ReadModel:
         changes.funding[event.symbol] = None
 
     def _position_event(
-        self, event: PositionUpdate | LeverageChanged | MarginModeChanged, changes: Changes
+        self,
+        event: PositionUpdate | LeverageChanged | MarginModeChanged,
+        changes: Changes,
+        unsettled: dict[tuple[int, str], deque[FillState]],
     ) -> None:
         position = self.position(event.account, event.symbol)
         if isinstance(event, PositionUpdate):
             position.size = event.size
             position.entry_notional = event.entry_notional
             position.realized_pnl += event.realized_pnl
+            waiting = unsettled.get((event.account, event.symbol))
+            if waiting:
+                waiting.popleft().realized_pnl = event.realized_pnl
         elif isinstance(event, LeverageChanged):
             position.leverage = event.leverage
         else:
@@ -352,7 +365,12 @@ class ReadModel:
         changes.positions[event.account, event.symbol] = None
 
     def _market_event(
-        self, symbol: str, event: MatchingEvent, placed: PlaceOrder | None, changes: Changes
+        self,
+        symbol: str,
+        event: MatchingEvent,
+        placed: PlaceOrder | None,
+        changes: Changes,
+        unsettled: dict[tuple[int, str], deque[FillState]],
     ) -> None:
         if isinstance(event, BookDelta):
             if not self.books[symbol].apply(event):
@@ -360,7 +378,7 @@ class ReadModel:
             changes.book.append((symbol, event))
             changes.tickers[symbol] = None
         elif isinstance(event, Trade):
-            self._trade(symbol, event, changes)
+            self._trade(symbol, event, changes, unsettled)
         elif isinstance(event, Accepted):
             if placed is not None and placed.account == event.account:
                 self._accepted(symbol, event, placed, changes)
@@ -404,7 +422,13 @@ class ReadModel:
             state.labels[symbol, terms.client_order_id] = (symbol, event.order_id)
         self._touch(order, changes)
 
-    def _trade(self, symbol: str, trade: Trade, changes: Changes) -> None:
+    def _trade(
+        self,
+        symbol: str,
+        trade: Trade,
+        changes: Changes,
+        unsettled: dict[tuple[int, str], deque[FillState]],
+    ) -> None:
         self.last[symbol] = (trade.price, trade.qty)
         self.stats_24h[symbol].add(self.time, trade.price, trade.qty)
         changes.trades.append((symbol, trade))
@@ -427,6 +451,7 @@ class ReadModel:
             )
             self.account(account).fills.appendleft(fill)
             changes.fills.append((account, fill))
+            unsettled.setdefault((account, symbol), deque()).append(fill)
             order = self._open(account, symbol, order_id)
             if order is not None:
                 order.open -= trade.qty
