@@ -138,16 +138,20 @@ def add_trade_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPars
         default="EXPIRE_TAKER",
         help="self-trade prevention (default EXPIRE_TAKER)",
     )
+    place.add_argument(
+        "--client-order-id",
+        metavar="LABEL",
+        help="your own label for the order, to find it by: 1-36 of A-Z a-z 0-9 . : / _ - "
+        "(refused while another open order of yours in the market has it)",
+    )
 
     amend = action("amend", _amend, "change a resting limit order's price and/or quantity")
-    amend.add_argument("symbol", type=str.upper)
-    amend.add_argument("order_id", type=int)
+    _one_order(amend)
     amend.add_argument("--price")
     amend.add_argument("--qty")
 
     cancel = action("cancel", _cancel, "cancel an order")
-    cancel.add_argument("symbol", type=str.upper)
-    cancel.add_argument("order_id", type=int)
+    _one_order(cancel)
 
     cancel_all = action("cancel-all", _cancel_all, "cancel every open order in a market")
     cancel_all.add_argument("symbol", type=str.upper)
@@ -156,8 +160,7 @@ def add_trade_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPars
     orders.add_argument("symbol", nargs="?", type=str.upper)
 
     one = action("order", _order, "show one order, open or recently finished")
-    one.add_argument("symbol", type=str.upper)
-    one.add_argument("order_id", type=int)
+    _one_order(one)
 
     positions = action("positions", _positions, "list positions (every market, flat ones too)")
     positions.add_argument("symbol", nargs="?", type=str.upper)
@@ -200,6 +203,18 @@ def add_trade_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPars
     watch.add_argument("--count", type=int, help="stop after this many updates")
 
 
+def _one_order(parser: argparse.ArgumentParser) -> None:
+    """SYMBOL and the order: its ORDER_ID, or the label it was placed with (``_check`` wants
+    exactly one)."""
+    parser.add_argument("symbol", type=str.upper)
+    parser.add_argument("order_id", type=int, nargs="?", help="the exchange's order id")
+    parser.add_argument(
+        "--client-order-id",
+        metavar="LABEL",
+        help="the order by the label it was placed with, instead of ORDER_ID",
+    )
+
+
 # ------------------------------------------------------------------------------ running
 
 
@@ -231,6 +246,11 @@ def _check(args: argparse.Namespace) -> None:
             parser.error(f"a {args.type} order needs a PRICE (or --market)")
         if args.type not in PRICED_TYPES and args.price is not None:
             parser.error(f"a {args.type} order takes no PRICE")
+    if args.action in (_amend, _cancel, _order):
+        if args.order_id is not None and args.client_order_id is not None:
+            parser.error("give an ORDER_ID or --client-order-id, not both")
+        if args.order_id is None and args.client_order_id is None:
+            parser.error("give an ORDER_ID or --client-order-id")
     if args.action is _amend and args.price is None and args.qty is None:
         parser.error("give --price, --qty or both")
     if args.action is _watch:
@@ -371,17 +391,26 @@ async def _place(client: "ExchangeClient", args: argparse.Namespace) -> None:
         callback_rate=args.callback_rate,
         trigger=args.trigger,
         stp=args.stp,
+        client_order_id=args.client_order_id,
     )
     _emit(args, order, lambda: _order_table([order]))
 
 
 async def _amend(client: "ExchangeClient", args: argparse.Namespace) -> None:
-    order = await client.amend_order(args.symbol, args.order_id, price=args.price, qty=args.qty)
+    order = await client.amend_order(
+        args.symbol,
+        args.order_id,
+        client_order_id=args.client_order_id,
+        price=args.price,
+        qty=args.qty,
+    )
     _emit(args, order, lambda: _order_table([order]))
 
 
 async def _cancel(client: "ExchangeClient", args: argparse.Namespace) -> None:
-    order = await client.cancel_order(args.symbol, args.order_id)
+    order = await client.cancel_order(
+        args.symbol, args.order_id, client_order_id=args.client_order_id
+    )
     _emit(args, order, lambda: _order_table([order]))
 
 
@@ -398,7 +427,7 @@ async def _orders(client: "ExchangeClient", args: argparse.Namespace) -> None:
 
 
 async def _order(client: "ExchangeClient", args: argparse.Namespace) -> None:
-    order = await client.order(args.symbol, args.order_id)
+    order = await client.order(args.symbol, args.order_id, client_order_id=args.client_order_id)
     _emit(args, order, lambda: _order_table([order]))
 
 
@@ -580,13 +609,14 @@ def _time(ms: int) -> str:
 
 
 ORDER_COLUMNS = ["SYMBOL", "ID", "SIDE", "TYPE", "STATUS", "QTY", "FILLED", "PRICE", "AVG PRICE"]
-ORDER_COLUMNS += ["STOP", "TIF", "REDUCE", "END"]
+ORDER_COLUMNS += ["STOP", "TIF", "REDUCE", "END", "CLIENT ID"]  # last: up to 36 wide
 
 
 def _order_row(o: Any) -> list[object]:
     return [
         *(o.symbol, o.order_id, o.side.value, o.type.value, o.status.value, o.qty, o.filled_qty),
         *(o.price, o.avg_price, o.stop_price, o.tif.value, o.reduce_only, o.end_reason),
+        o.client_order_id,
     ]
 
 

@@ -149,6 +149,37 @@ async def test_a_bot_trades_queries_and_gets_typed_errors(
         assert await client.funding_history("BTCUSDT") == []
 
 
+async def test_a_bot_names_its_orders_by_its_own_labels(system: System) -> None:
+    client = await trader(system)
+    order = await client.place_order("BTCUSDT", "buy", "0.010", "59000", client_order_id="b-1")
+    assert order.client_order_id == "b-1" and order.is_open
+    assert (await client.place_order("BTCUSDT", "buy", "0.010", "58000")).client_order_id is None
+    assert await client.order("BTCUSDT", client_order_id="b-1") == order
+    with pytest.raises(ExchangeError) as duplicate:
+        await client.place_order("BTCUSDT", "sell", "0.010", "61000", client_order_id="b-1")
+    assert duplicate.value.code == "duplicate_client_order_id"
+    assert await client.order("BTCUSDT", order.order_id) == order
+
+    amended = await client.amend_order("BTCUSDT", client_order_id="b-1", qty="0.004")
+    assert (amended.order_id, amended.open_qty) == (order.order_id, Decimal("0.004"))
+    cancelled = await client.cancel_order("BTCUSDT", client_order_id="b-1")
+    assert (cancelled.order_id, cancelled.status) == (order.order_id, OrderStatus.CANCELLED)
+    again = await client.place_order("BTCUSDT", "buy", "0.010", "59000", client_order_id="b-1")
+    assert again.order_id != order.order_id
+    with pytest.raises(ExchangeError) as unknown:
+        await client.cancel_order("BTCUSDT", client_order_id="b-2")
+    assert unknown.value.code == "unknown_order"
+    # both names or none: refused before anything is sent, by the gateway's own struct
+    with pytest.raises(ValueError, match="not both"):
+        await client.order("BTCUSDT", order.order_id, client_order_id="b-1")
+    with pytest.raises(ValueError, match="give order_id or client_order_id"):
+        await client.cancel_order("BTCUSDT")
+    with pytest.raises(ExchangeError) as bad:
+        await client.place_order("BTCUSDT", "buy", "0.010", "59000", client_order_id="b 3")
+    assert bad.value.code == "invalid_request" and "client_order_id" in bad.value.message
+    await client.close()
+
+
 async def test_a_trade_reaches_callbacks_and_iterators_with_decimals(system: System) -> None:
     maker, taker = await trader(system), await trader(system)
     watcher = await ExchangeClient(ws_url(system), timeout=WAIT_S).connect()

@@ -185,6 +185,92 @@ async def test_deposit_place_query_amend_and_cancel(system: System) -> None:
     await trader.close()
 
 
+async def test_orders_by_client_order_id(system: System) -> None:
+    """A label given at placement is in every view of the order, names it for ``order``,
+    ``amend_order`` and ``cancel_order``, is refused while the account's order with it is
+    open (in that market), and is free again once that order has ended."""
+    trader, other = await system.trader(), await system.trader()
+    await trader.ok("subscribe", channel="orders")
+    bid = {"symbol": "BTCUSDT", "side": "buy", "qty": "0.010", "price": "59000"}
+    first = await trader.ok("place_order", **bid, client_order_id="grid-1")
+    assert (first["client_order_id"], first["status"]) == ("grid-1", "new")
+    assert (await trader.push("orders"))["data"] == first
+    plain = await trader.ok("place_order", **bid)
+    assert plain["client_order_id"] is None
+    assert await trader.ok("order", symbol="BTCUSDT", client_order_id="grid-1") == first
+    assert await trader.ok("open_orders", symbol="BTCUSDT") == [first, plain]
+
+    # the same label again while its order is open: the engine's refusal, the first untouched
+    ask = {"symbol": "BTCUSDT", "side": "sell", "qty": "0.005", "price": "61000"}
+    duplicate = await trader.fail("place_order", **ask, client_order_id="grid-1")
+    assert duplicate == {
+        "code": "duplicate_client_order_id",
+        "message": "client order id 'grid-1' is live",
+    }
+    assert await trader.ok("order", symbol="BTCUSDT", client_order_id="grid-1") == first
+    assert await trader.ok("open_orders", symbol="BTCUSDT") == [first, plain]
+    # labels are per account and market
+    eth = await trader.ok(
+        "place_order",
+        symbol="ETHUSDT",
+        side="buy",
+        qty="0.1",
+        price="3000",
+        client_order_id="grid-1",
+    )
+    assert eth["client_order_id"] == "grid-1"
+    theirs = await other.ok("place_order", **bid, client_order_id="grid-1")
+    assert theirs["order_id"] != first["order_id"]
+
+    # another account's label is as unknown as one nobody uses: the same answer
+    unknown = {
+        "code": "unknown_order",
+        "message": "no order with client_order_id 'grid-9' of this account in BTCUSDT",
+    }
+    assert await trader.fail("order", symbol="BTCUSDT", client_order_id="grid-9") == unknown
+    await trader.ok("cancel_order", symbol="BTCUSDT", order_id=plain["order_id"])
+    nine = {"symbol": "BTCUSDT", "client_order_id": "grid-9"}
+    await other.ok("place_order", **bid, client_order_id="grid-9")
+    assert await trader.fail("cancel_order", **nine) == unknown
+    assert await trader.fail("amend_order", **nine, price="59000") == unknown
+
+    amended = await trader.ok(
+        "amend_order", symbol="BTCUSDT", client_order_id="grid-1", price="59100"
+    )
+    assert (amended["order_id"], amended["price"], amended["client_order_id"]) == (
+        first["order_id"],
+        "59100.0",
+        "grid-1",
+    )
+    cancelled = await trader.ok("cancel_order", symbol="BTCUSDT", client_order_id="grid-1")
+    assert (cancelled["order_id"], cancelled["status"]) == (first["order_id"], "cancelled")
+    pushed = await trader.push_where("orders", order_id=first["order_id"], status="cancelled")
+    assert pushed["data"]["client_order_id"] == "grid-1"
+    # a finished order is still found by its label; cancelling it again is the engine's no
+    assert await trader.ok("order", symbol="BTCUSDT", client_order_id="grid-1") == cancelled
+    again = await trader.fail("cancel_order", symbol="BTCUSDT", client_order_id="grid-1")
+    assert again["code"] == "unknown_order"
+
+    # free again: a new order takes the label, and the label finds the new one
+    second = await trader.ok("place_order", **ask, client_order_id="grid-1")
+    assert second["order_id"] != first["order_id"] and second["client_order_id"] == "grid-1"
+    assert await trader.ok("order", symbol="BTCUSDT", client_order_id="grid-1") == second
+    old = await trader.ok("order", symbol="BTCUSDT", order_id=first["order_id"])
+    assert (old["status"], old["client_order_id"]) == ("cancelled", "grid-1")
+
+    # exactly one of the two names; a label off the character rule is refused by name
+    both = await trader.fail("order", symbol="BTCUSDT", order_id=1, client_order_id="grid-1")
+    neither = await trader.fail("cancel_order", symbol="BTCUSDT")
+    assert both == {
+        "code": "invalid_request",
+        "message": "give order_id or client_order_id, not both",
+    }
+    assert neither == {"code": "invalid_request", "message": "give order_id or client_order_id"}
+    bad = await trader.fail("place_order", **ask, client_order_id="no spaces")
+    assert bad["code"] == "invalid_request" and bad["message"].endswith("`$.client_order_id`")
+    await asyncio.gather(trader.close(), other.close())
+
+
 async def test_a_trade_between_two_accounts_reaches_both(system: System) -> None:
     maker, taker = await system.trader(), await system.trader()
     watcher = await system.connect()

@@ -112,6 +112,38 @@ def test_responses_and_errors_encode_as_documented() -> None:
     assert "retry_after_ms" not in json.loads(protocol.encode_error(None, plain))["error"]
 
 
+@pytest.mark.parametrize("op", ["order", "cancel_order", "amend_order"])
+@pytest.mark.parametrize(
+    ("names", "words"),
+    [
+        ({"order_id": 1, "client_order_id": "a"}, "give order_id or client_order_id, not both"),
+        ({}, "give order_id or client_order_id"),
+        ({"client_order_id": "has space"}, "- at `$.client_order_id`"),
+        ({"client_order_id": "x" * 37}, "- at `$.client_order_id`"),
+        ({"client_order_id": ""}, "- at `$.client_order_id`"),
+    ],
+)
+def test_a_request_about_one_order_names_it_exactly_once_by_id_or_by_label(
+    op: str, names: dict[str, object], words: str
+) -> None:
+    amend = {"price": "1"} if op == "amend_order" else {}
+    failure = refused(frame(id=11, op=op, symbol="BTCUSDT", **amend, **names))
+    assert (failure.request_id, failure.body.code) == (11, ErrorCode.INVALID_REQUEST)
+    message = failure.body.message
+    assert message.endswith(words) if words.startswith("- at") else message == words
+
+
+def test_either_name_of_an_order_decodes_alone() -> None:
+    by_label = decode_request(
+        frame(id=1, op="order", symbol="BTCUSDT", client_order_id="a.b:c/d_e-F9")
+    )
+    assert isinstance(by_label, protocol.GetOrder)
+    assert (by_label.order_id, by_label.client_order_id) == (None, "a.b:c/d_e-F9")
+    by_id = decode_request(frame(id=2, op="cancel_order", symbol="BTCUSDT", order_id=5))
+    assert isinstance(by_id, protocol.CancelOrder)
+    assert (by_id.order_id, by_id.client_order_id) == (5, None)
+
+
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300)))
 def test_any_frame_decodes_or_is_refused_and_nothing_else(data: bytes | str) -> None:
     with contextlib.suppress(RequestFailure):
@@ -157,6 +189,24 @@ def test_a_placement_is_converted_to_ticks_lots_and_rates_with_order_id_zero() -
             stp=StpMode.EXPIRE_BOTH,
         ),
     )
+
+
+def test_a_placement_carries_its_client_order_id_and_a_bad_one_is_refused_by_name() -> None:
+    label = "bot-7:grid/42_a.b"
+    command = convert.place(place(qty="0.010", price="60000", client_order_id=label), 3, MARKETS)
+    assert isinstance(command.order, core.PlaceOrder)
+    assert (command.order.client_order_id, command.order.order_id) == (label, 0)
+    assert convert.place(place(qty="1", price="6e4"), 3, MARKETS).order == core.PlaceOrder(
+        order_id=0, account=3, side=Side.SELL, qty=1000, price=600_000
+    )  # no label: None
+    for bad in ("", "x" * 37, "naïve", "a b", "a#b"):
+        failure = refused(
+            frame(
+                id=3, op="place_order", symbol="BTCUSDT", side="buy", qty="1", client_order_id=bad
+            )
+        )
+        assert failure.body.code == ErrorCode.INVALID_REQUEST
+        assert "`$.client_order_id`" in failure.body.message
 
 
 @pytest.mark.parametrize(
@@ -206,10 +256,10 @@ def test_the_other_commands_convert_amounts_in_minor_units() -> None:
     assert error.value.body.code == ErrorCode.INVALID_VALUE
     amend = protocol.AmendOrder(id=4, symbol="BTCUSDT", order_id=9)
     with pytest.raises(Failure) as error:
-        convert.amend(amend, ACCOUNT, MARKETS)
+        convert.amend(amend, 9, ACCOUNT, MARKETS)
     assert error.value.body.code == ErrorCode.INVALID_REQUEST
-    cancel = convert.cancel(protocol.CancelOrder(id=5, symbol="BTCUSDT", order_id=9), 3, MARKETS)
-    assert cancel.order == core.CancelOrder(order_id=9, account=3)
+    cancel = protocol.CancelOrder(id=5, symbol="BTCUSDT", order_id=9)
+    assert convert.cancel(cancel, 9, 3, MARKETS).order == core.CancelOrder(order_id=9, account=3)
 
 
 def test_markets_settling_in_different_assets_are_refused() -> None:

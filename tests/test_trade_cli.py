@@ -155,6 +155,38 @@ async def test_a_person_trades_from_the_terminal(
     assert code == 2 and err.endswith("error: a limit order needs a PRICE (or --market)")
 
 
+async def test_orders_by_client_order_id_from_the_terminal(
+    system: System, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dave = Terminal(system, capsys, tmp_path / "dave.json")
+    await dave.ok("create-account", "--save")
+    await dave.ok("deposit", "10000")
+    placed = await dave.json(
+        "place", "BTCUSDT", "buy", "0.010", "59000", "--client-order-id", "d-1"
+    )
+    assert placed["client_order_id"] == "d-1"
+    table = (await dave.ok("orders")).splitlines()
+    assert table[0].endswith("CLIENT ID") and table[1].endswith("d-1")
+    by_label = ("BTCUSDT", "--client-order-id", "d-1")
+    assert await dave.json("order", *by_label) == placed
+    code, _, err = await dave.run(
+        "place", "BTCUSDT", "buy", "0.010", "58000", "--client-order-id", "d-1"
+    )
+    assert (code, err) == (1, "error: duplicate_client_order_id: client order id 'd-1' is live")
+    amended = await dave.json("amend", *by_label, "--price", "59100")
+    assert (amended["order_id"], amended["price"]) == (placed["order_id"], "59100.0")
+    cancelled = await dave.json("cancel", *by_label)
+    assert (cancelled["order_id"], cancelled["status"]) == (placed["order_id"], "cancelled")
+    code, _, err = await dave.run("cancel", "BTCUSDT", "--client-order-id", "d-9")
+    assert code == 1 and err.startswith("error: unknown_order: no order with client_order_id")
+
+    # usage mistakes: both names, or neither
+    code, _, err = await dave.run("order", "BTCUSDT", "7", "--client-order-id", "d-1")
+    assert code == 2 and err.endswith("error: give an ORDER_ID or --client-order-id, not both")
+    code, _, err = await dave.run("cancel", "BTCUSDT")
+    assert code == 2 and err.endswith("error: give an ORDER_ID or --client-order-id")
+
+
 async def watch(
     system: System, credentials: Path, home: Path, *argv: str
 ) -> asyncio.subprocess.Process:

@@ -388,14 +388,18 @@ class ExchangeClient:
         callback_rate: Number | None = None,
         trigger: TriggerBy | str = TriggerBy.LAST,
         stp: StpMode | str = StpMode.EXPIRE_TAKER,
+        client_order_id: str | None = None,
     ) -> Order:
         """Place an order; the order as the engine left it (resting, filled, expired…).
 
         ``type``: ``limit`` (needs ``price``), ``market``, ``stop_market``, ``stop_limit``,
         ``take_profit_market``, ``take_profit_limit`` (``stop_price``, and ``price`` for the
         limit ones), ``trailing_stop_market`` (``callback_rate``, a fraction: ``"0.01"`` is
-        1 %). ``post_only`` is ``tif="GTX"``. A refusal raises ``ExchangeError`` with the
-        engine's reason (``insufficient_margin``, ``post_only_would_take``…).
+        1 %). ``post_only`` is ``tif="GTX"``. ``client_order_id``: the bot's own label for the
+        order (1–36 of ``A-Z a-z 0-9 . : / _ -``), to find it by later; refused with
+        ``duplicate_client_order_id`` while another open order of the account in the market
+        has it. A refusal raises ``ExchangeError`` with the engine's reason
+        (``insufficient_margin``, ``post_only_would_take``…).
         """
         if post_only:
             if TimeInForce(tif) is not TimeInForce.GTC:
@@ -415,27 +419,40 @@ class ExchangeClient:
             trigger=TriggerBy(trigger),
             reduce_only=reduce_only,
             stp=StpMode(stp),
+            client_order_id=client_order_id,
         )
         return await self._call(request, Order)
 
     async def amend_order(
-        self, symbol: str, order_id: int, *, price: Number | None = None, qty: Number | None = None
+        self,
+        symbol: str,
+        order_id: int | None = None,
+        *,
+        client_order_id: str | None = None,
+        price: Number | None = None,
+        qty: Number | None = None,
     ) -> Order:
         """A new price and/or open quantity for a resting limit order (a decrease keeps its
-        place in the queue)."""
+        place in the queue). The order by its ``order_id`` or its ``client_order_id``, one of
+        the two (``ValueError`` otherwise), as for every request about one order."""
         request = protocol.AmendOrder(
             id=self._next_id(),
             symbol=symbol,
             order_id=order_id,
+            client_order_id=client_order_id,
             price=_optional(price, "price"),
             qty=_optional(qty, "qty"),
         )
         return await self._call(request, Order)
 
-    async def cancel_order(self, symbol: str, order_id: int) -> Order:
-        """Cancel one order; the order, ``cancelled``. ``unknown_order`` if it is not this
-        account's open order."""
-        request = protocol.CancelOrder(id=self._next_id(), symbol=symbol, order_id=order_id)
+    async def cancel_order(
+        self, symbol: str, order_id: int | None = None, *, client_order_id: str | None = None
+    ) -> Order:
+        """Cancel one order, by its ``order_id`` or its ``client_order_id``; the order,
+        ``cancelled``. ``unknown_order`` if it is not this account's open order."""
+        request = protocol.CancelOrder(
+            id=self._next_id(), symbol=symbol, order_id=order_id, client_order_id=client_order_id
+        )
         return await self._call(request, Order)
 
     async def cancel_all(self, symbol: str) -> CancelledAll:
@@ -471,9 +488,14 @@ class ExchangeClient:
         request = protocol.OpenOrders(id=self._next_id(), symbol=symbol)
         return await self._call(request, list[Order])
 
-    async def order(self, symbol: str, order_id: int) -> Order:
-        """One order of the account, open or among its recently finished ones."""
-        request = protocol.GetOrder(id=self._next_id(), symbol=symbol, order_id=order_id)
+    async def order(
+        self, symbol: str, order_id: int | None = None, *, client_order_id: str | None = None
+    ) -> Order:
+        """One order of the account, open or among its recently finished ones, by its
+        ``order_id`` or its ``client_order_id`` (the latest order with that label)."""
+        request = protocol.GetOrder(
+            id=self._next_id(), symbol=symbol, order_id=order_id, client_order_id=client_order_id
+        )
         return await self._call(request, Order)
 
     async def positions(self, symbol: str | None = None) -> list[Position]:

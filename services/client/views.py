@@ -92,6 +92,8 @@ class Order(msgspec.Struct, frozen=True):
 
     symbol: str
     order_id: int
+    client_order_id: str | None
+    """The label given at placement (``place_order(client_order_id=…)``); None if none."""
     side: Side
     type: OrderType
     status: OrderStatus

@@ -81,16 +81,21 @@ def place(request: protocol.PlaceOrder, account: int, markets: Markets) -> engin
         trigger=request.trigger,
         reduce_only=request.reduce_only,
         stp=request.stp,
+        client_order_id=request.client_order_id,
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 
 
-def amend(request: protocol.AmendOrder, account: int, markets: Markets) -> engine.OrderCommand:
+def amend(
+    request: protocol.AmendOrder, order_id: int, account: int, markets: Markets
+) -> engine.OrderCommand:
+    """Amend order ``order_id``: the one the request names, by its id or its label
+    (``Session`` looks the label up)."""
     spec = markets.spec(request.symbol)
     if request.price is None and request.qty is None:
         raise Failure(ErrorCode.INVALID_REQUEST, "an amend needs a new price, qty or both")
     order = core.AmendOrder(
-        order_id=request.order_id,
+        order_id=order_id,
         account=account,
         price=_optional(request.price, spec.tick, "price"),
         qty=_optional(request.qty, spec.lot, "qty"),
@@ -98,9 +103,12 @@ def amend(request: protocol.AmendOrder, account: int, markets: Markets) -> engin
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 
 
-def cancel(request: protocol.CancelOrder, account: int, markets: Markets) -> engine.OrderCommand:
+def cancel(
+    request: protocol.CancelOrder, order_id: int, account: int, markets: Markets
+) -> engine.OrderCommand:
+    """Cancel order ``order_id``: the one the request names, as for ``amend``."""
     spec = markets.spec(request.symbol)
-    order = core.CancelOrder(order_id=request.order_id, account=account)
+    order = core.CancelOrder(order_id=order_id, account=account)
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, cast, get_args
 
 import msgspec
 
+from exchange.commands import ClientOrderId
 from exchange.engine_commands import MarginMode
 from exchange.index_price import SourceState
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
@@ -61,7 +62,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNKNOWN_MARKET = "unknown_market"
     UNKNOWN_ORDER = "unknown_order"
-    """No such order of this account: another account's order id gets exactly this too."""
+    """No such order of this account: another account's order id (or client order id) gets
+    exactly this too."""
     UNKNOWN_CHANNEL = "unknown_channel"
     TIMEOUT = "timeout"
     """The engine did not answer in time: the command may still be applied, so look."""
@@ -104,7 +106,9 @@ class Login(_Request, tag="login"):
 class PlaceOrder(_Request, tag="place_order"):
     """Every order type and flag of the matching core (docs/matching.md): ``price`` for limit
     types, ``stop_price`` for stop and take-profit types, ``callback_rate`` (a fraction,
-    ``"0.01"`` is 1 %) and optionally ``activation_price`` for a trailing stop."""
+    ``"0.01"`` is 1 %) and optionally ``activation_price`` for a trailing stop.
+    ``client_order_id`` is the client's own label for the order, which the engine keeps
+    unique among the account's live orders in the market (``duplicate_client_order_id``)."""
 
     symbol: Symbol
     side: Side
@@ -118,20 +122,34 @@ class PlaceOrder(_Request, tag="place_order"):
     trigger: TriggerBy = TriggerBy.LAST
     reduce_only: bool = False
     stp: StpMode = StpMode.EXPIRE_TAKER
+    client_order_id: ClientOrderId | None = None
 
 
-class AmendOrder(_Request, tag="amend_order"):
-    """A new price and/or open quantity for a resting limit order."""
+class _OneOrder(_Request):
+    """A request about one order of the account, named by the engine's ``order_id`` or by the
+    client's ``client_order_id``: exactly one of them, checked as the frame is decoded, so a
+    request that names two orders (or none) is refused before anything looks for either."""
 
     symbol: Symbol
-    order_id: OrderId
+    order_id: OrderId | None = None
+    client_order_id: ClientOrderId | None = None
+
+    def __post_init__(self) -> None:
+        if self.order_id is not None and self.client_order_id is not None:
+            raise ValueError("give order_id or client_order_id, not both")
+        if self.order_id is None and self.client_order_id is None:
+            raise ValueError("give order_id or client_order_id")
+
+
+class AmendOrder(_OneOrder, tag="amend_order"):
+    """A new price and/or open quantity for a resting limit order."""
+
     price: Decimal | None = None
     qty: Decimal | None = None
 
 
-class CancelOrder(_Request, tag="cancel_order"):
-    symbol: Symbol
-    order_id: OrderId
+class CancelOrder(_OneOrder, tag="cancel_order"):
+    """Cancel one resting or conditional order."""
 
 
 class CancelAll(_Request, tag="cancel_all"):
@@ -171,11 +189,8 @@ class OpenOrders(_Request, tag="open_orders"):
     symbol: Symbol | None = None
 
 
-class GetOrder(_Request, tag="order"):
+class GetOrder(_OneOrder, tag="order"):
     """One order of this account, open or recently finished."""
-
-    symbol: Symbol
-    order_id: OrderId
 
 
 class Positions(_Request, tag="positions"):
@@ -368,6 +383,8 @@ class OrderStatus(StrEnum):
 class OrderView(msgspec.Struct, frozen=True):
     symbol: str
     order_id: int
+    client_order_id: str | None
+    """The client's label, as placed; None if it gave none."""
     side: Side
     type: OrderType
     status: OrderStatus

@@ -29,6 +29,13 @@ def unknown_order(symbol: str, order_id: int) -> Failure:
     return Failure(ErrorCode.UNKNOWN_ORDER, f"no order {order_id} of this account in {symbol}")
 
 
+def unknown_label(symbol: str, label: str) -> Failure:
+    """``unknown_order`` for a client order id the account has no order with: the same code,
+    and the same answer whether or not another account uses the label."""
+    message = f"no order with client_order_id {label!r} of this account in {symbol}"
+    return Failure(ErrorCode.UNKNOWN_ORDER, message)
+
+
 def _refusal(result: CommandResult) -> Failure | None:
     """The engine's refusal of the command, if it refused it."""
     for event in result.events:

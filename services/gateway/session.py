@@ -182,11 +182,11 @@ class Session:
                     lambda result: results.placed(result, model, views, account, symbol),
                 )
             case protocol.AmendOrder() | protocol.CancelOrder():
-                symbol, order_id = request.symbol, request.order_id
+                symbol, order_id = self._named_order(account, request)
                 if isinstance(request, protocol.AmendOrder):
-                    command = convert.amend(request, account, markets)
+                    command = convert.amend(request, order_id, account, markets)
                 else:
-                    command = convert.cancel(request, account, markets)
+                    command = convert.cancel(request, order_id, account, markets)
                 self._command(
                     connection,
                     rid,
@@ -235,10 +235,10 @@ class Session:
                 symbol = self._symbol(request.symbol)
                 return [views.order(order) for order in model.open_orders(account, symbol)]
             case protocol.GetOrder():
-                self.markets.spec(request.symbol)
-                order = model.order(account, request.symbol, request.order_id)
+                symbol, order_id = self._named_order(account, request)
+                order = model.order(account, symbol, order_id)
                 if order is None:
-                    raise results.unknown_order(request.symbol, request.order_id)
+                    raise results.unknown_order(symbol, order_id)
                 return views.order(order)
             case protocol.Positions():
                 symbol = self._symbol(request.symbol)
@@ -256,6 +256,24 @@ class Session:
             case protocol.Margin():
                 return views.margin(model, self.streams.risk, account)
         raise AssertionError(f"no handler for {type(request).__name__}")
+
+    def _named_order(
+        self, account: int, request: protocol.GetOrder | protocol.AmendOrder | protocol.CancelOrder
+    ) -> tuple[str, int]:
+        """The market and engine id of the order a request names: its ``order_id``, or the
+        account's latest order in the market with its ``client_order_id`` (open or recently
+        finished), as the read model knows it. The engine's commands name orders by id only,
+        so a label is looked up here, as of the last result read: a label placed but not yet
+        answered is not found."""
+        symbol = self.markets.spec(request.symbol).symbol
+        if request.order_id is not None:
+            return symbol, request.order_id
+        label = request.client_order_id
+        assert label is not None  # the schema's rule: one of the two
+        order = self.model.order_by_label(account, symbol, label)
+        if order is None:
+            raise results.unknown_label(symbol, label)
+        return symbol, order.order_id
 
     def _symbol(self, symbol: str | None) -> str | None:
         return None if symbol is None else self.markets.spec(symbol).symbol

@@ -74,6 +74,7 @@ class Views:
         return protocol.OrderView(
             symbol=order.symbol,
             order_id=order.order_id,
+            client_order_id=terms.client_order_id,
             side=terms.side,
             type=terms.type,
             status=order.status,
