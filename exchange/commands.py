@@ -6,7 +6,10 @@ import msgspec
 
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 
-ClientOrderId = Annotated[str, msgspec.Meta(pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$")]
+CLIENT_ORDER_ID_PATTERN = r"^[.A-Z:/a-z0-9_-]{1,36}\Z"
+r"""Binance's rule for ``newClientOrderId``, ``^[.A-Z:/a-z0-9_-]{1,36}$``, with ``\Z`` for ``$``:
+Python's ``$`` also matches before a final newline, and a label must not end in one."""
+ClientOrderId = Annotated[str, msgspec.Meta(pattern=CLIENT_ORDER_ID_PATTERN)]
 """A client's label for its order: Binance's rule for ``newClientOrderId`` (1-36 characters of
 letters, digits and ``.:/_-``), checked wherever a command is decoded."""
 

@@ -55,10 +55,16 @@ class BinanceSystem(EngineSystem):
     together. ``config``: gateway settings without their ``gateway_`` prefix."""
 
     async def start_front(self) -> str:
-        self.front = BinanceFront(gateway_config(self.settings), self.settings, DEFAULT_MARKETS)
-        self._tasks.append(asyncio.create_task(self.front.run(self.stop)))
-        await asyncio.wait_for(until(lambda: self.front.ready), WAIT_S)
-        return f"http://127.0.0.1:{self.front.port}"
+        self.front = await self.another_front()
+        return base_url(self.front)
+
+    async def another_front(self) -> BinanceFront:
+        """One more front on this test's logs, once ready: its read model folded from the logs
+        and its own memory empty, as an instance restarted now would have them."""
+        front = BinanceFront(gateway_config(self.settings), self.settings, DEFAULT_MARKETS)
+        self._tasks.append(asyncio.create_task(front.run(self.stop)))
+        await asyncio.wait_for(until(lambda: front.ready), WAIT_S)
+        return front
 
     async def account(self, deposit: str = "10000") -> tuple[str, str]:
         """A new paper account with ``deposit`` USDT: its API key and secret."""
@@ -69,20 +75,42 @@ class BinanceSystem(EngineSystem):
         await self.signed("POST", "/paper/v1/deposit", api_key, secret, amount=deposit)
         return api_key, secret
 
-    async def signed(self, method: str, path: str, api_key: str, secret: str, **params: Any) -> Any:
+    async def signed(
+        self,
+        method: str,
+        path: str,
+        api_key: str,
+        secret: str,
+        *,
+        front: BinanceFront | None = None,
+        **params: Any,
+    ) -> Any:
         """A signed request (parameters in the query string), its JSON answer; asserts 200."""
-        status, body = await self.request(method, path, api_key, secret, **params)
+        status, body = await self.request(method, path, api_key, secret, front=front, **params)
         assert status == 200, body
         return body
 
     async def request(
-        self, method: str, path: str, api_key: str = "", secret: str = "", **params: Any
+        self,
+        method: str,
+        path: str,
+        api_key: str = "",
+        secret: str = "",
+        *,
+        front: BinanceFront | None = None,
+        **params: Any,
     ) -> tuple[int, Any]:
+        """``front``: another front than the first (``another_front``)."""
         query = "&".join(f"{key}={value}" for key, value in params.items())
         if secret:
             query = f"{query}&timestamp={int(time.time() * 1000)}".lstrip("&")
             query += f"&signature={sign(secret, query)}"
         headers = {"X-MBX-APIKEY": api_key} if api_key else {}
-        url = URL(f"{self.url}{path}?{query}", encoded=True)  # sent exactly as signed
+        base = self.url if front is None else base_url(front)
+        url = URL(f"{base}{path}?{query}", encoded=True)  # sent exactly as signed
         async with self.http.request(method, url, headers=headers) as response:
             return response.status, await response.json()
+
+
+def base_url(front: BinanceFront) -> str:
+    return f"http://127.0.0.1:{front.port}"

@@ -4,11 +4,12 @@ API, error codes, candles. No broker: these are the rules the end-to-end tests r
 import json
 
 import pytest
+from test_gateway_read_model import A, B, funded, order
 
 from exchange.default_markets import BTCUSDT
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 from exchange.units import RATE_ONE
-from services.binance import batch_params, errors, order_params, signing
+from services.binance import batch_params, client_orders, errors, order_params, signing
 from services.binance.errors import BinanceError
 from services.binance.market_history import MINUTE_MS, Candles
 from services.binance.params import Params, parse
@@ -35,6 +36,7 @@ def test_a_binance_order_becomes_the_engines() -> None:
             "reduceOnly": "true",
             "selfTradePreventionMode": "EXPIRE_BOTH",
             "newOrderRespType": "RESULT",
+            "newClientOrderId": "trail-1",
         }
     )
     command, response = order_params.place(params, BTCUSDT, 7, algo=False)
@@ -44,14 +46,23 @@ def test_a_binance_order_becomes_the_engines() -> None:
     assert order.callback_rate == RATE_ONE * 15 // 1000  # 1.5 % is 0.015
     assert order.activation_price == 620_000 and order.trigger is TriggerBy.MARK
     assert order.reduce_only and order.stp is StpMode.EXPIRE_BOTH and order.account == 7
+    assert order.client_order_id == "trail-1"  # the engine carries the client's label
 
 
 def test_algo_orders_name_the_trigger_price_trigger_price() -> None:
     params = Params(
-        {"side": "BUY", "type": "STOP", "quantity": "1", "price": "61000", "triggerPrice": "60500"}
+        {
+            "side": "BUY",
+            "type": "STOP",
+            "quantity": "1",
+            "price": "61000",
+            "triggerPrice": "60500",
+            "clientAlgoId": "stop-1",
+        }
     )
     command, response = order_params.place(params, BTCUSDT, 1, algo=True)
     assert command.order.type is OrderType.STOP_LIMIT and command.order.stop_price == 605_000
+    assert command.order.client_order_id == "stop-1"
     assert command.order.tif is TimeInForce.GTC and response is order_params.RespType.ACK
 
 
@@ -65,14 +76,30 @@ def test_algo_orders_name_the_trigger_price_trigger_price() -> None:
         ({"positionSide": "LONG"}, -4061),
         ({"closePosition": "true"}, -1106),
         ({"newClientOrderId": "bad id!"}, -1100),
+        ({"newClientOrderId": "x" * 37}, -1100),
+        ({"newClientOrderId": "ends-in-newline\n"}, -1100),
     ],
 )
 def test_refusals_name_binance_codes(changes: dict[str, str], code: int) -> None:
     params = {"side": "BUY", "type": "LIMIT", "quantity": "1", "price": "60000"} | changes
     with pytest.raises(BinanceError) as refused:
         order_params.place(Params(params), BTCUSDT, 1, algo=False)
-        order_params.client_id(Params(params), "newClientOrderId")
     assert refused.value.code == code
+
+
+def test_client_ids_are_the_orders_labels_else_made_from_their_ids() -> None:
+    replay = funded()
+    replay(order(account=A, side=Side.SELL, client_order_id="ask-1"))
+    replay(order(account=A, side=Side.SELL))
+    labelled, plain = replay.model.open_orders(A)
+    assert [client_orders.shown(labelled), client_orders.shown(plain)] == ["ask-1", "paper-2"]
+    model = replay.model
+    assert client_orders.find(model, A, "BTCUSDT", "ask-1") == labelled.order_id
+    assert client_orders.find(model, A, "BTCUSDT", "paper-2") == plain.order_id
+    assert client_orders.find(model, B, "BTCUSDT", "ask-1") is None  # another account's
+    assert client_orders.find(model, A, "ETHUSDT", "ask-1") is None  # another market's
+    for unknown in ["ask-2", "paper-", "paper-²", "paper-1x", "paper-" + "9" * 19]:
+        assert client_orders.find(model, A, "BTCUSDT", unknown) is None
 
 
 def test_batch_orders_are_one_request_each_and_a_bad_list_refuses_the_batch() -> None:
@@ -123,6 +150,8 @@ def test_engine_reasons_as_binance_codes() -> None:
     assert errors.from_failure(Failure("insufficient_margin", "m")).code == -2019
     assert errors.from_failure(Failure("unknown_order", "m"), cancelling=True).code == -2011
     assert errors.from_failure(Failure("unknown_order", "m")).code == -2013
+    duplicated = errors.from_failure(Failure("duplicate_client_order_id", "m"))
+    assert (duplicated.code, duplicated.msg) == (-4116, "ClientOrderId is duplicated.")
     limited = errors.from_failure(Failure("rate_limited", "m", 1_500))
     assert (limited.code, limited.status, limited.retry_after_s) == (-1003, 429, 2)
 

@@ -110,7 +110,7 @@ def test_a_restored_engine_refuses_the_same_labels() -> None:
     assert reasons(events) == [RejectReason.DUPLICATE_CLIENT_ORDER_ID]
 
 
-@pytest.mark.parametrize("label", ["", "x" * 37, "has space", "ünï"])
+@pytest.mark.parametrize("label", ["", "x" * 37, "has space", "ünï", "newline\n"])
 def test_the_command_schema_refuses_a_label_binance_would(label: str) -> None:
     raw = msgspec.json.encode(order(1, BUY, 1, 100, order_id=1)).replace(
         b'"client_order_id":null', b'"client_order_id":' + msgspec.json.encode(label)

@@ -1,71 +1,47 @@
-"""Client order ids, which Binance clients set and look orders up by, and which the engine does
-not carry (its orders are numbered by the engine alone). Pure.
+"""Client order ids (``newClientOrderId``, ``clientAlgoId``), which Binance clients set and look
+orders up by: checked here, carried by the engine. Pure.
 
-Why here: a client order id is a client's label, not exchange state, so the core stays without
-it. The front remembers the id it was given for each order it placed, and whether the order
-went in through the algo endpoints (newer ccxt sends conditional orders there and looks them up
-there only). Limitation, written in docs/binance-api.md: the memory is this instance's, so an
-order placed through another instance or before a restart shows a made-up id,
-``paper-<orderId>``, and cannot be found by its original one.
+Why the engine's: the label travels in the ``PlaceOrder`` into the command log, so every front
+instance, and this one after a restart, shows it and finds the order by it, and the engine
+refuses a label one of the account's live orders in the market holds (``-4116``), exactly,
+whichever instance sent either order. An order placed without one is shown as
+``paper-<orderId>`` and found by that too: a function of the order id, so the same everywhere.
 """
 
 import re
-from collections import OrderedDict
 
+from exchange.commands import CLIENT_ORDER_ID_PATTERN
 from services.binance import errors
 from services.binance.errors import BinanceError
+from services.gateway.read_model import OrderState, ReadModel
 
-_VALID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
-"""Binance's rule for ``newClientOrderId``."""
-
-OrderRef = tuple[int, str, int]
-"""(account, symbol, order id)."""
-
-
-def default_id(order_id: int) -> str:
-    return f"paper-{order_id}"
+_VALID = re.compile(CLIENT_ORDER_ID_PATTERN)
+_MADE_UP = re.compile(r"paper-([0-9]{1,18})")
+"""``paper-<orderId>``, an id within the order ids' range."""
 
 
-def check(client_id: str) -> str:
+def check(client_id: str, name: str) -> str:
+    """``client_id`` if it keeps Binance's rule (``-1100`` naming the parameter otherwise), so
+    the command the engine decodes never fails on it."""
     if not _VALID.match(client_id):
         raise BinanceError(
             errors.ILLEGAL_CHARS,
-            "Illegal characters found in parameter 'newClientOrderId'; legal range is "
+            f"Illegal characters found in parameter '{name}'; legal range is "
             "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
         )
     return client_id
 
 
-class ClientOrders:
-    """The latest ``keep`` orders placed through this instance: their client ids, and which of
-    them are algo orders."""
+def shown(state: OrderState) -> str:
+    """The order's client id: its label, else ``paper-<orderId>``."""
+    return state.terms.client_order_id or f"paper-{state.order_id}"
 
-    def __init__(self, keep: int = 200_000) -> None:
-        self._ids: OrderedDict[OrderRef, str] = OrderedDict()
-        self._by_id: dict[tuple[int, str, str], int] = {}
-        self._algo: set[OrderRef] = set()
-        self._keep = keep
 
-    def remember(self, ref: OrderRef, client_id: str, *, algo: bool) -> None:
-        account, symbol, order_id = ref
-        self._ids[ref] = client_id
-        self._by_id[account, symbol, client_id] = order_id
-        if algo:
-            self._algo.add(ref)
-        while len(self._ids) > self._keep:
-            (old_account, old_symbol, old_id), old_client = self._ids.popitem(last=False)
-            self._by_id.pop((old_account, old_symbol, old_client), None)
-            self._algo.discard((old_account, old_symbol, old_id))
-
-    def client_id(self, ref: OrderRef) -> str:
-        return self._ids.get(ref) or default_id(ref[2])
-
-    def find(self, account: int, symbol: str, client_id: str) -> int | None:
-        """The order id of an account's client id in a market (the made-up ids too)."""
-        found = self._by_id.get((account, symbol, client_id))
-        if found is None and client_id.startswith("paper-") and client_id[6:].isdigit():
-            return int(client_id[6:])
-        return found
-
-    def is_algo(self, ref: OrderRef) -> bool:
-        return ref in self._algo
+def find(model: ReadModel, account: int, symbol: str, client_id: str) -> int | None:
+    """The id of the account's order in ``symbol`` with this client id: the latest order
+    labelled so (open or recently finished), else the order a ``paper-<orderId>`` names."""
+    labelled = model.order_by_label(account, symbol, client_id)
+    if labelled is not None:
+        return labelled.order_id
+    made_up = _MADE_UP.fullmatch(client_id)
+    return None if made_up is None else int(made_up.group(1))

@@ -1,6 +1,6 @@
 """What every endpoint of the front reads and sends through, in one place: the native gateway's
 parts (read model, price board, command sender, views) and the front's own memory (public
-history, client order ids, income), and the request they are answering (``Call``).
+history, which orders are algo orders, income), and the request they are answering (``Call``).
 """
 
 import asyncio
@@ -13,7 +13,7 @@ import structlog
 
 from exchange.engine_commands import EngineCommand
 from services.binance import errors
-from services.binance.client_orders import ClientOrders
+from services.binance.algo_orders import AlgoOrders
 from services.binance.errors import BinanceError
 from services.binance.formats import Formats
 from services.binance.income import IncomeBook
@@ -73,7 +73,7 @@ class Context:
     formats: Formats
     sender: CommandSender
     history: dict[str, MarketHistory]
-    client_orders: ClientOrders
+    algo_orders: AlgoOrders
     income: IncomeBook
 
     def spec_symbol(self, params: Params) -> str:

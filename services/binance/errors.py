@@ -68,6 +68,7 @@ NO_NEED_TO_CHANGE_POSITION_SIDE = -4059
 INVALID_POSITION_SIDE = -4061
 INVALID_DUAL_SIDE = -4067
 INVALID_BATCH_PLACE_ORDER_SIZE = -4082
+DUPLICATE_CLIENT_ORDER_ID = -4116
 MIN_NOTIONAL = -4164
 MULTI_ASSETS_NOT_SUPPORTED = -4171
 POST_ONLY_REJECTED = -5022
@@ -124,6 +125,8 @@ def from_failure(failure: Failure, *, cancelling: bool = False) -> BinanceError:
         if cancelling:
             return BinanceError(CANCEL_REJECTED, "Unknown order sent.")
         return BinanceError(NO_SUCH_ORDER, "Order does not exist.")
+    if code == "duplicate_client_order_id":  # Binance's words: ours add only the client's id
+        return BinanceError(DUPLICATE_CLIENT_ORDER_ID, "ClientOrderId is duplicated.")
     return BinanceError(_FROM_REASON.get(code, NEW_ORDER_REJECTED), message)
 
 

@@ -14,6 +14,7 @@ import msgspec
 from exchange.market import MarketSpec
 from exchange.orders import CONDITIONAL_TYPES, OrderType, Side, TriggerBy
 from exchange.units import RATE_ONE
+from services.binance import client_orders
 from services.binance.margin_figures import AccountFigures, PositionFigures
 from services.binance.market_history import Candle, PublicTrade
 from services.gateway.protocol import OrderStatus
@@ -284,7 +285,7 @@ class Formats:
 
     # ------------------------------------------------------------------------------ orders
 
-    def order(self, state: OrderState, client_id: str) -> Json:
+    def order(self, state: OrderState) -> Json:
         spec = self.markets.specs[state.symbol]
         terms = state.terms
         kind = ORDER_TYPES[terms.type]
@@ -292,7 +293,7 @@ class Formats:
             "orderId": state.order_id,
             "symbol": state.symbol,
             "status": STATUSES[state.status],
-            "clientOrderId": client_id,
+            "clientOrderId": client_orders.shown(state),
             "price": self.price(spec, state.price),
             "avgPrice": average(state.filled_value, state.filled, spec),
             "origQty": spec.lots_to_str(state.qty),
@@ -320,7 +321,7 @@ class Formats:
             body["priceRate"] = percent(terms.callback_rate or 0)
         return body
 
-    def algo_order(self, state: OrderState, client_id: str) -> Json:
+    def algo_order(self, state: OrderState) -> Json:
         """A conditional order as Binance's algo service shows it (``/fapi/v1/algoOrder``): our
         order id is its ``algoId`` and, once triggered, its ``actualOrderId`` too."""
         spec = self.markets.specs[state.symbol]
@@ -335,7 +336,7 @@ class Formats:
             status = "TRIGGERED" if state.triggered else "NEW"
         return {
             "algoId": state.order_id,
-            "clientAlgoId": client_id,
+            "clientAlgoId": client_orders.shown(state),
             "algoType": "CONDITIONAL",
             "orderType": ORDER_TYPES[terms.type],
             "symbol": state.symbol,
@@ -366,16 +367,6 @@ class Formats:
             "updateTime": state.updated,
             "triggerTime": state.updated if state.triggered else 0,
             "goodTillDate": 0,
-        }
-
-    def order_ack(self, symbol: str, order_id: int, client_id: str, time: int) -> Json:
-        """``newOrderRespType=ACK``: the order as sent, before the engine's answer."""
-        return {
-            "orderId": order_id,
-            "symbol": symbol,
-            "clientOrderId": client_id,
-            "status": "NEW",
-            "updateTime": time,
         }
 
     def user_trade(self, fill: FillState) -> Json:

@@ -3,7 +3,8 @@ to ours, each refusal a Binance error naming the parameter. Pure.
 
 Both ways conditional orders arrive are read: ``/fapi/v1/order`` with ``stopPrice`` and
 ``activationPrice`` (ccxt 4.4 and most bots) and ``/fapi/v1/algoOrder`` with ``triggerPrice``,
-``activatePrice`` and ``quantity``/``clientAlgoId`` (newer ccxt). A trailing stop's
+``activatePrice`` and ``quantity``/``clientAlgoId`` (newer ccxt). The client's label
+(``newClientOrderId``, ``clientAlgoId``) goes to the engine with the order. A trailing stop's
 ``callbackRate`` is in percent on Binance ("1" is 1 %) and a fraction here.
 """
 
@@ -78,9 +79,14 @@ def callback_rate(text: str) -> int:
         raise errors.bad_value("callbackRate", str(error)) from None
 
 
-def client_id(params: Params, *names: str) -> str | None:
-    text = params.first(names)
-    return None if text is None else client_orders.check(text)
+def _client_id(params: Params, *, algo: bool) -> str | None:
+    """The order's label: ``newClientOrderId``, or an algo order's ``clientAlgoId``."""
+    names = ("clientAlgoId", "newClientOrderId") if algo else ("newClientOrderId",)
+    for name in names:
+        text = params.text(name)
+        if text is not None:
+            return client_orders.check(text, name)
+    return None
 
 
 def place(
@@ -135,5 +141,6 @@ def place(
         trigger=TriggerBy.MARK if working is WorkingType.MARK_PRICE else TriggerBy.LAST,
         reduce_only=params.boolean("reduceOnly"),
         stp=StpMode.EXPIRE_TAKER if stp is None else StpMode(stp.value),
+        client_order_id=_client_id(params, algo=algo),
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order), response

@@ -13,9 +13,8 @@ from exchange import commands as core
 from exchange import engine_commands as engine
 from exchange.engine_commands import MarginMode
 from exchange.orders import CONDITIONAL_TYPES
-from services.binance import batch_params, errors, margin_figures, order_params
+from services.binance import batch_params, client_orders, errors, margin_figures, order_params
 from services.binance.batch_params import Item
-from services.binance.client_orders import OrderRef, default_id
 from services.binance.context import Call, Context, Endpoint, Security
 from services.binance.errors import BinanceError
 from services.binance.formats import Json, is_conditional
@@ -83,13 +82,8 @@ class PrivateApi:
 
     # ------------------------------------------------------------------------------ orders
 
-    def _ref(self, call: Call, symbol: str, order_id: int) -> OrderRef:
-        return (call.account, symbol, order_id)
-
-    def _order(self, call: Call, symbol: str, state: OrderState, *, algo: bool = False) -> Json:
-        client_id = self.c.client_orders.client_id(self._ref(call, symbol, state.order_id))
-        formats = self.c.formats
-        return formats.algo_order(state, client_id) if algo else formats.order(state, client_id)
+    def _order(self, state: OrderState, *, algo: bool = False) -> Json:
+        return self.c.formats.algo_order(state) if algo else self.c.formats.order(state)
 
     def _place(self, call: Call, *, algo: bool) -> "asyncio.Future[Json]":
         """One new order sent; its answer to come (a batch sends several before it waits)."""
@@ -97,21 +91,19 @@ class PrivateApi:
         symbol = self.c.spec_symbol(params)
         spec = self.c.markets.specs[symbol]
         command, response = order_params.place(params, spec, call.account, algo=algo)
-        names = ("clientAlgoId", "newClientOrderId") if algo else ("newClientOrderId",)
-        client_id = order_params.client_id(params, *names)
         if algo and not is_conditional_command(command):
             raise BinanceError(
                 errors.INVALID_ORDER_TYPE, "algoOrder takes conditional order types only."
             )
-        account, model, clients = call.account, self.c.model, self.c.client_orders
+        account, model = call.account, self.c.model
 
         def build(result: CommandResult) -> Json:
             order_id = results.placed(result, model, self.c.formats.views, account, symbol).order_id
-            ref = (account, symbol, order_id)
-            clients.remember(ref, client_id or default_id(order_id), algo=algo)
+            if algo:
+                self.c.algo_orders.add((account, symbol, order_id))
             state = model.order(account, symbol, order_id)
             assert state is not None  # ``placed`` found it
-            body = self._order(call, symbol, state, algo=algo)
+            body = self._order(state, algo=algo)
             if response is RespType.ACK and not algo:
                 body |= _as_accepted(body)
             return body
@@ -144,7 +136,7 @@ class PrivateApi:
         client_id = params.first(client_names)
         if client_id is None:
             raise errors.mandatory(f"{id_name} or {client_names[0]}")
-        found = self.c.client_orders.find(call.account, symbol, client_id)
+        found = client_orders.find(self.c.model, call.account, symbol, client_id)
         if found is None:
             raise BinanceError(errors.NO_SUCH_ORDER, "Order does not exist.")
         return found
@@ -154,24 +146,28 @@ class PrivateApi:
         state = self.c.model.order(call.account, symbol, self._find(call, symbol))
         if state is None:
             raise BinanceError(errors.NO_SUCH_ORDER, "Order does not exist.")
-        return self._order(call, symbol, state)
+        return self._order(state)
 
     async def get_algo_order(self, call: Call) -> object:
         symbol = self._algo_symbol(call)
         state = self.c.model.order(call.account, symbol, self._find(call, symbol, algo=True))
         if state is None or not is_conditional(state):
             raise BinanceError(errors.NO_SUCH_ORDER, "Order does not exist.")
-        return self._order(call, symbol, state, algo=True)
+        return self._order(state, algo=True)
 
     def _algo_symbol(self, call: Call) -> str:
-        """Binance's algo endpoints take no symbol: the order id alone names the order. Ours
-        are numbered per market, so a symbol is needed when the account has several markets'
-        orders under that id; ccxt sends it anyway."""
-        if call.params.text("symbol"):
-            return self.c.spec_symbol(call.params)
-        algo_id = call.params.integer("algoId")
+        """Binance's algo endpoints take no symbol: the order id or client id alone names the
+        order. Ours are per market, so without a symbol the first market with an order under
+        that id is taken (a symbol is needed when several have one); ccxt sends it anyway."""
+        params, model, account = call.params, self.c.model, call.account
+        if params.text("symbol"):
+            return self.c.spec_symbol(params)
+        algo_id, client_id = params.integer("algoId"), params.text("clientAlgoId")
         for symbol in self.c.markets.specs:
-            if algo_id is not None and self.c.model.order(call.account, symbol, algo_id):
+            order_id = algo_id
+            if order_id is None and client_id is not None:
+                order_id = client_orders.find(model, account, symbol, client_id)
+            if order_id is not None and model.order(account, symbol, order_id):
                 return symbol
         raise errors.mandatory("symbol")
 
@@ -190,11 +186,11 @@ class PrivateApi:
             if algo:
                 return {
                     "algoId": order_id,
-                    "clientAlgoId": self.c.client_orders.client_id((account, symbol, order_id)),
+                    "clientAlgoId": client_orders.shown(state),
                     "code": "200",
                     "msg": "success",
                 }
-            return self._order(call, symbol, state)
+            return self._order(state)
 
         return self.c.submit(command, build, cancelling=True)
 
@@ -244,7 +240,7 @@ class PrivateApi:
             results.order_changed(result, model, self.c.formats.views, account, symbol, order_id)
             changed = model.order(account, symbol, order_id)
             assert changed is not None
-            return self._order(call, symbol, changed)
+            return self._order(changed)
 
         return self.c.submit(command, build)
 
@@ -310,11 +306,11 @@ class PrivateApi:
         shown = []
         for state in states:
             conditional = is_conditional(state)
-            ref = self._ref(call, state.symbol, state.order_id)
+            ref = (call.account, state.symbol, state.order_id)
             if algo and conditional:
-                shown.append(self._order(call, state.symbol, state, algo=True))
-            elif not algo and not (conditional and self.c.client_orders.is_algo(ref)):
-                shown.append(self._order(call, state.symbol, state))
+                shown.append(self._order(state, algo=True))
+            elif not algo and not (conditional and ref in self.c.algo_orders):
+                shown.append(self._order(state))
         return shown
 
     async def open_orders(self, call: Call) -> object:

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from exchange.engine_commands import CreateAccount, Deposit
 from exchange.market import MarketSpec
 from services.binance import errors, signing, ws_api
-from services.binance.client_orders import ClientOrders
+from services.binance.algo_orders import AlgoOrders
 from services.binance.context import Call, Context, Endpoint, Security
 from services.binance.errors import BinanceError
 from services.binance.formats import Formats
@@ -78,7 +78,7 @@ class BinanceFront(Gateway):
             formats=Formats(self.streams.views),
             sender=self.sender,
             history=self.history,
-            client_orders=ClientOrders(),
+            algo_orders=AlgoOrders(),
             income=IncomeBook(),
         )
         self.market_streams = MarketStreams(self.context)

@@ -133,7 +133,7 @@ class UserStreams:
             if state is None:
                 continue
             ref = (account, symbol, order_id)
-            if self.c.client_orders.is_algo(ref):
+            if ref in self.c.algo_orders:
                 self._send(account, self._algo_update(state, time))
                 if not state.triggered:
                     continue
@@ -191,9 +191,7 @@ class UserStreams:
     def _order_update(self, state: OrderState, fill: FillState | None, time: int) -> Json:
         formats = self.c.formats
         spec = self.c.markets.specs[state.symbol]
-        body = formats.order(
-            state, self.c.client_orders.client_id((state.account, state.symbol, state.order_id))
-        )
+        body = formats.order(state)
         if fill is not None:
             execution = "TRADE"
         elif state.status is OrderStatus.CANCELLED:
@@ -248,9 +246,7 @@ class UserStreams:
         }
 
     def _algo_update(self, state: OrderState, time: int) -> Json:
-        algo = self.c.formats.algo_order(
-            state, self.c.client_orders.client_id((state.account, state.symbol, state.order_id))
-        )
+        algo = self.c.formats.algo_order(state)
         return {
             "e": "ALGO_UPDATE",
             "T": time,
