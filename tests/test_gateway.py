@@ -18,9 +18,10 @@ import pytest
 from gateway_system import WAIT_S, Client, System, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from price_services import publish_ticks, start_funding, start_oracle
+from price_services import publish_ticks, send_commands, start_funding, start_oracle
 
 from exchange.default_markets import DEFAULT_MARKETS
+from exchange.engine_commands import MarkPrice
 from services.gateway.auth import key_hash, sign_login
 from services.gateway.config import gateway_config
 from services.gateway.server import Gateway
@@ -314,7 +315,58 @@ async def test_a_trade_between_two_accounts_reaches_both(system: System) -> None
 
     assert [f["role"] for f in await taker.ok("fills")] == ["taker"]
     assert (await maker.ok("fills", symbol="BTCUSDT"))[0]["trade_id"] == trade["trade_id"]
+    opened = (taker_fill["realized_pnl"], maker_fill["realized_pnl"])
+    assert opened == ("0.00000000", "0.00000000")  # both open a position
+
+    # the taker sells half back 100 higher: the maker buys it back at a loss
+    await maker.ok("cancel_order", symbol="BTCUSDT", order_id=ask["order_id"])
+    await taker.ok("place_order", symbol="BTCUSDT", side="sell", qty="0.01", price="60100")
+    await maker.ok("place_order", symbol="BTCUSDT", side="buy", qty="0.01", type="market")
+    closing = [(await c.push("fills"))["data"] for c in (taker, maker)]
+    assert [f["realized_pnl"] for f in closing] == ["1.00000000", "-1.00000000"]
     await asyncio.gather(maker.close(), taker.close(), watcher.close())
+
+
+async def test_an_order_with_an_expire_time_ends_at_the_first_mark_after_it(
+    system: System,
+) -> None:
+    """Good till date: the order rests until a mark price of its market at or after its
+    ``expire_time`` (event time) comes through the engine; then it is pushed expired (``gtd``)
+    and what it held is free again."""
+    trader = await system.trader()
+    await trader.ok("subscribe", channel="orders")
+    expire_time = int(time.time() * 1000) + 60_000
+    placed = await trader.ok(
+        "place_order",
+        symbol="BTCUSDT",
+        side="buy",
+        qty="0.01",
+        price="59000",
+        expire_time=expire_time,
+        client_order_id="gtd-1",
+    )
+    assert (placed["status"], placed["expire_time"]) == ("new", expire_time)
+    held = (await trader.ok("balances"))["available"]
+    past = await trader.fail(
+        "place_order", symbol="BTCUSDT", side="buy", qty="0.01", price="59000", expire_time=1
+    )
+    assert past["code"] == "invalid_order" and "expire_time" in past["message"]
+
+    marks = system.gateway.model.marks
+    early = MarkPrice(symbol="BTCUSDT", price=600_000)
+    await send_commands(system.settings, [("mark-early", early)], time=expire_time - 1)
+    await asyncio.wait_for(until(lambda: marks.get("BTCUSDT") == 600_000), WAIT_S)
+    still = await trader.ok("order", symbol="BTCUSDT", order_id=placed["order_id"])
+    assert still["status"] == "new"  # a mark one ms early leaves it
+    due = MarkPrice(symbol="BTCUSDT", price=600_010)
+    await send_commands(system.settings, [("mark-due", due)], time=expire_time)
+    ended = await trader.push_where("orders", status="expired")
+    assert (ended["data"]["order_id"], ended["data"]["end_reason"]) == (placed["order_id"], "gtd")
+    assert (await trader.ok("order", symbol="BTCUSDT", client_order_id="gtd-1"))[
+        "status"
+    ] == "expired"
+    assert (await trader.ok("balances"))["available"] != held  # its margin is free again
+    await trader.close()
 
 
 async def test_the_book_stream_is_a_snapshot_then_gap_free_deltas(system: System) -> None:

@@ -389,6 +389,7 @@ class ExchangeClient:
         trigger: TriggerBy | str = TriggerBy.LAST,
         stp: StpMode | str = StpMode.EXPIRE_TAKER,
         client_order_id: str | None = None,
+        expire_time: int | None = None,
     ) -> Order:
         """Place an order; the order as the engine left it (resting, filled, expired…).
 
@@ -398,8 +399,9 @@ class ExchangeClient:
         1 %). ``post_only`` is ``tif="GTX"``. ``client_order_id``: the bot's own label for the
         order (1–36 of ``A-Z a-z 0-9 . : / _ -``), to find it by later; refused with
         ``duplicate_client_order_id`` while another open order of the account in the market
-        has it. A refusal raises ``ExchangeError`` with the engine's reason
-        (``insufficient_margin``, ``post_only_would_take``…).
+        has it. ``expire_time`` (ms since the epoch, the exchange's event time): the order
+        ends then if still open (good till date). A refusal raises ``ExchangeError`` with the
+        engine's reason (``insufficient_margin``, ``post_only_would_take``…).
         """
         if post_only:
             if TimeInForce(tif) is not TimeInForce.GTC:
@@ -420,6 +422,7 @@ class ExchangeClient:
             reduce_only=reduce_only,
             stp=StpMode(stp),
             client_order_id=client_order_id,
+            expire_time=expire_time,
         )
         return await self._call(request, Order)
 

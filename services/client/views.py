@@ -111,6 +111,8 @@ class Order(msgspec.Struct, frozen=True):
     trigger: TriggerBy
     reduce_only: bool
     stp: StpMode
+    expire_time: int | None
+    """When it ends if still open (ms, event time); None for good till cancelled."""
     triggered: bool
     end_reason: str | None
     """Why a cancelled or expired order ended (``user``, ``ioc``, ``stp``…)."""
@@ -136,6 +138,8 @@ class Fill(msgspec.Struct, frozen=True):
     qty: Decimal
     fee: Decimal
     """In the settlement asset; negative is a rebate."""
+    realized_pnl: Decimal
+    """What this fill realized of the position (fee not included): 0 for a fill that opens."""
     time: int
 
 

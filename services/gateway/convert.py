@@ -82,6 +82,7 @@ def place(request: protocol.PlaceOrder, account: int, markets: Markets) -> engin
         reduce_only=request.reduce_only,
         stp=request.stp,
         client_order_id=request.client_order_id,
+        expire_time=request.expire_time,
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 

@@ -108,7 +108,9 @@ class PlaceOrder(_Request, tag="place_order"):
     types, ``stop_price`` for stop and take-profit types, ``callback_rate`` (a fraction,
     ``"0.01"`` is 1 %) and optionally ``activation_price`` for a trailing stop.
     ``client_order_id`` is the client's own label for the order, which the engine keeps
-    unique among the account's live orders in the market (``duplicate_client_order_id``)."""
+    unique among the account's live orders in the market (``duplicate_client_order_id``).
+    ``expire_time`` (ms since the epoch, event time) ends the order if it is still open then
+    (good till date; docs/ledger.md, "Expiry times")."""
 
     symbol: Symbol
     side: Side
@@ -123,6 +125,7 @@ class PlaceOrder(_Request, tag="place_order"):
     reduce_only: bool = False
     stp: StpMode = StpMode.EXPIRE_TAKER
     client_order_id: ClientOrderId | None = None
+    expire_time: Annotated[int, msgspec.Meta(ge=1, le=2**53)] | None = None
 
 
 class _OneOrder(_Request):
@@ -402,6 +405,8 @@ class OrderView(msgspec.Struct, frozen=True):
     trigger: TriggerBy
     reduce_only: bool
     stp: StpMode
+    expire_time: int | None
+    """When it ends if still open (ms, event time), as placed; None for good till cancelled."""
     triggered: bool
     """A conditional order whose condition has been met (always False for others)."""
     end_reason: str | None
@@ -436,6 +441,8 @@ class FillView(msgspec.Struct, frozen=True):
     qty: str
     fee: str
     """In the settlement asset; negative is a rebate."""
+    realized_pnl: str
+    """What this fill realized of the position (fee not included): 0 for a fill that opens."""
     time: int
 
 

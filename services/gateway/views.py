@@ -90,6 +90,7 @@ class Views:
             trigger=terms.trigger,
             reduce_only=terms.reduce_only,
             stp=terms.stp,
+            expire_time=terms.expire_time,
             triggered=order.triggered,
             end_reason=order.end_reason,
             created=order.created,
@@ -107,6 +108,7 @@ class Views:
             price=spec.ticks_to_str(fill.price),
             qty=spec.lots_to_str(fill.qty),
             fee=self.money(fill.fee),
+            realized_pnl=self.money(fill.realized_pnl),
             time=fill.time,
         )
 
