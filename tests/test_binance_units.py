@@ -24,6 +24,9 @@ def test_query_and_body_merge_and_unknown_parameters_stay_unread() -> None:
     assert missing.value.code == -1102
 
 
+NOW = 1_795_000_000_000
+
+
 def test_a_binance_order_becomes_the_engines() -> None:
     params = Params(
         {
@@ -39,7 +42,7 @@ def test_a_binance_order_becomes_the_engines() -> None:
             "newClientOrderId": "trail-1",
         }
     )
-    command, response = order_params.place(params, BTCUSDT, 7, algo=False)
+    command, response = order_params.place(params, BTCUSDT, 7, algo=False, now=NOW)
     order = command.order
     assert response is order_params.RespType.RESULT
     assert (order.side, order.type, order.qty) == (Side.SELL, OrderType.TRAILING_STOP_MARKET, 10)
@@ -60,10 +63,21 @@ def test_algo_orders_name_the_trigger_price_trigger_price() -> None:
             "clientAlgoId": "stop-1",
         }
     )
-    command, response = order_params.place(params, BTCUSDT, 1, algo=True)
+    command, response = order_params.place(params, BTCUSDT, 1, algo=True, now=NOW)
     assert command.order.type is OrderType.STOP_LIMIT and command.order.stop_price == 605_000
     assert command.order.client_order_id == "stop-1"
     assert command.order.tif is TimeInForce.GTC and response is order_params.RespType.ACK
+
+
+def test_a_gtd_order_is_the_engines_gtc_with_an_expiry_in_whole_seconds() -> None:
+    params = {"side": "BUY", "type": "LIMIT", "quantity": "1", "price": "60000"}
+    gtd = {"timeInForce": "GTD", "goodTillDate": str(NOW + 601_999)}
+    command, _ = order_params.place(Params(params | gtd), BTCUSDT, 1, algo=False, now=NOW)
+    assert command.order.tif is TimeInForce.GTC
+    assert command.order.expire_time == NOW + 601_000  # the milliseconds dropped
+    ignored = {"goodTillDate": "1"}  # only GTD reads it, as on Binance
+    command, _ = order_params.place(Params(params | ignored), BTCUSDT, 1, algo=False, now=NOW)
+    assert command.order.expire_time is None
 
 
 @pytest.mark.parametrize(
@@ -72,7 +86,10 @@ def test_algo_orders_name_the_trigger_price_trigger_price() -> None:
         ({"price": "60000.05"}, -1111),  # off the tick: refused, never rounded
         ({"side": "LONG"}, -1117),
         ({"type": "ICEBERG"}, -1116),
-        ({"timeInForce": "GTD"}, -1115),
+        ({"timeInForce": "GTE_GTC"}, -1115),
+        ({"timeInForce": "GTD"}, -1102),  # without goodTillDate
+        ({"timeInForce": "GTD", "goodTillDate": str(NOW + 600_000)}, -5040),  # not > 600 s
+        ({"timeInForce": "GTD", "goodTillDate": "253402300799000"}, -5040),
         ({"positionSide": "LONG"}, -4061),
         ({"closePosition": "true"}, -1106),
         ({"newClientOrderId": "bad id!"}, -1100),
@@ -83,7 +100,7 @@ def test_algo_orders_name_the_trigger_price_trigger_price() -> None:
 def test_refusals_name_binance_codes(changes: dict[str, str], code: int) -> None:
     params = {"side": "BUY", "type": "LIMIT", "quantity": "1", "price": "60000"} | changes
     with pytest.raises(BinanceError) as refused:
-        order_params.place(Params(params), BTCUSDT, 1, algo=False)
+        order_params.place(Params(params), BTCUSDT, 1, algo=False, now=NOW)
     assert refused.value.code == code
 
 

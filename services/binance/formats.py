@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from exchange.commands import PlaceOrder
 from exchange.market import MarketSpec
 from exchange.orders import CONDITIONAL_TYPES, OrderType, Side, TriggerBy
 from exchange.units import RATE_ONE
@@ -50,6 +51,12 @@ FAR_FUTURE_MS = 4_133_404_800_000
 
 def side(value: Side) -> str:
     return "BUY" if value is Side.BUY else "SELL"
+
+
+def time_in_force(terms: PlaceOrder) -> str:
+    """Binance's ``timeInForce``: ``GTD`` for an order with an expiry time (the engine's GTC
+    with an ``expire_time``), else the engine's own."""
+    return "GTD" if terms.expire_time is not None else terms.tif.value
 
 
 def places(step: str) -> int:
@@ -156,7 +163,7 @@ class Formats:
             "maxMoveOrderLimit": 10000,
             "filters": filters,
             "orderTypes": list(ORDER_TYPES.values()),
-            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         }
 
     def exchange_info(self, now: int) -> Json:
@@ -300,7 +307,7 @@ class Formats:
             "executedQty": spec.lots_to_str(state.filled),
             "cumQty": spec.lots_to_str(state.filled),
             "cumQuote": self.money(state.filled_value * spec.multiplier),
-            "timeInForce": terms.tif.value,
+            "timeInForce": time_in_force(terms),
             "type": kind,
             "reduceOnly": terms.reduce_only,
             "closePosition": False,
@@ -312,7 +319,7 @@ class Formats:
             "origType": kind,
             "priceMatch": "NONE",
             "selfTradePreventionMode": terms.stp.value,
-            "goodTillDate": 0,
+            "goodTillDate": terms.expire_time or 0,
             "time": state.created,
             "updateTime": state.updated,
         }
@@ -342,7 +349,7 @@ class Formats:
             "symbol": state.symbol,
             "side": side(terms.side),
             "positionSide": "BOTH",
-            "timeInForce": terms.tif.value,
+            "timeInForce": time_in_force(terms),
             "quantity": spec.lots_to_str(state.qty),
             "algoStatus": status,
             "actualOrderId": str(state.order_id) if state.triggered else "",
@@ -366,7 +373,7 @@ class Formats:
             "createTime": state.created,
             "updateTime": state.updated,
             "triggerTime": state.updated if state.triggered else 0,
-            "goodTillDate": 0,
+            "goodTillDate": terms.expire_time or 0,
         }
 
     def user_trade(self, fill: FillState) -> Json:
@@ -381,7 +388,7 @@ class Formats:
             "price": spec.ticks_to_str(fill.price),
             "qty": spec.lots_to_str(fill.qty),
             "quoteQty": self.money(fill.price * fill.qty * spec.multiplier),
-            "realizedPnl": "0",
+            "realizedPnl": self.money(fill.realized_pnl),
             "side": side(fill.side),
             "positionSide": "BOTH",
             "symbol": fill.symbol,

@@ -43,6 +43,13 @@ class Tif(StrEnum):
     IOC = "IOC"
     FOK = "FOK"
     GTX = "GTX"
+    GTD = "GTD"
+    """Good till ``goodTillDate``: the engine's GTC with an ``expire_time``."""
+
+
+GTD_MIN_AHEAD_MS = 600_000
+GTD_MAX_MS = 253_402_300_799_000
+"""Binance's bounds on ``goodTillDate``: more than 600 s ahead, before the year 10000."""
 
 
 class WorkingType(StrEnum):
@@ -89,10 +96,24 @@ def _client_id(params: Params, *, algo: bool) -> str | None:
     return None
 
 
+def good_till(params: Params, now: int) -> int:
+    """A GTD order's ``goodTillDate`` as the engine's ``expire_time``: whole seconds (Binance
+    drops the milliseconds), more than 600 s after ``now`` (the front's clock, which stamps its
+    commands with the event time the engine expires orders by), else ``-5040``."""
+    value = params.required_integer("goodTillDate", high=GTD_MAX_MS)
+    if not now + GTD_MIN_AHEAD_MS < value < GTD_MAX_MS:
+        raise BinanceError(
+            errors.INVALID_GOOD_TILL_DATE,
+            "The goodTillDate timestamp must be greater than the current time plus 600 "
+            "seconds and smaller than 253402300799000",
+        )
+    return value - value % 1000
+
+
 def place(
-    params: Params, spec: MarketSpec, account: int, *, algo: bool
+    params: Params, spec: MarketSpec, account: int, *, algo: bool, now: int
 ) -> tuple[engine.OrderCommand, RespType]:
-    """The command of a new order, and the answer it asked for."""
+    """The command of a new order, and the answer it asked for; ``now``: the front's clock."""
     side = params.choice("side", Side, errors.INVALID_SIDE)
     if side is None:
         raise errors.mandatory("side")
@@ -114,6 +135,7 @@ def place(
     if price_match is not None and price_match.upper() != "NONE":
         raise BinanceError(errors.PARAM_NOT_REQUIRED, "priceMatch is not supported here.")
     tif = params.choice("timeInForce", Tif, errors.INVALID_TIF) or Tif.GTC
+    expire_time = good_till(params, now) if tif is Tif.GTD else None
     working = params.choice("workingType", WorkingType) or WorkingType.CONTRACT_PRICE
     stp = params.choice("selfTradePreventionMode", Stp)
     quantity = params.required("quantity")
@@ -132,7 +154,7 @@ def place(
         price=None
         if price is None or kind is BinanceType.MARKET
         else units(price, spec.tick, "price"),
-        tif=TimeInForce(tif.value),
+        tif=TimeInForce.GTC if tif is Tif.GTD else TimeInForce(tif.value),
         stop_price=None if stop_price is None else units(stop_price, spec.tick, "stopPrice"),
         activation_price=(
             None if activation is None else units(activation, spec.tick, "activationPrice")
@@ -142,5 +164,6 @@ def place(
         reduce_only=params.boolean("reduceOnly"),
         stp=StpMode.EXPIRE_TAKER if stp is None else StpMode(stp.value),
         client_order_id=_client_id(params, algo=algo),
+        expire_time=expire_time,
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order), response

@@ -90,7 +90,7 @@ class PrivateApi:
         params = call.params
         symbol = self.c.spec_symbol(params)
         spec = self.c.markets.specs[symbol]
-        command, response = order_params.place(params, spec, call.account, algo=algo)
+        command, response = order_params.place(params, spec, call.account, algo=algo, now=call.now)
         if algo and not is_conditional_command(command):
             raise BinanceError(
                 errors.INVALID_ORDER_TYPE, "algoOrder takes conditional order types only."
@@ -122,7 +122,8 @@ class PrivateApi:
     async def test_order(self, call: Call) -> object:
         """Validated like a new order, never sent (Binance's ``order/test``)."""
         symbol = self.c.spec_symbol(call.params)
-        order_params.place(call.params, self.c.markets.specs[symbol], call.account, algo=False)
+        spec = self.c.markets.specs[symbol]
+        order_params.place(call.params, spec, call.account, algo=False, now=call.now)
         return {}
 
     def _find(self, call: Call, symbol: str, *, algo: bool = False) -> int:

@@ -21,7 +21,14 @@ from exchange.engine import MarginLevel
 from exchange.engine_events import TransferReason
 from services.binance import margin_figures
 from services.binance.context import Context
-from services.binance.formats import ORDER_TYPES, STATUSES, WORKING_TYPES, Json, side
+from services.binance.formats import (
+    ORDER_TYPES,
+    STATUSES,
+    WORKING_TYPES,
+    Json,
+    side,
+    time_in_force,
+)
 from services.binance.ws_streams import WsClient
 from services.gateway.protocol import OrderStatus
 from services.gateway.read_model import Changes, FillState, OrderState
@@ -212,7 +219,7 @@ class UserStreams:
                 "c": body["clientOrderId"],
                 "S": side(terms.side),
                 "o": ORDER_TYPES[terms.type],
-                "f": terms.tif.value,
+                "f": time_in_force(terms),
                 "q": body["origQty"],
                 "p": body["price"],
                 "ap": body["avgPrice"],
@@ -235,13 +242,13 @@ class UserStreams:
                 "ot": ORDER_TYPES[terms.type],
                 "ps": "BOTH",
                 "cp": False,
-                "rp": "0",
+                "rp": "0" if fill is None else formats.money(fill.realized_pnl),
                 "pP": False,
                 "si": 0,
                 "ss": 0,
                 "V": terms.stp.value,
                 "pm": "NONE",
-                "gtd": 0,
+                "gtd": terms.expire_time or 0,
             },
         }
 
@@ -275,7 +282,7 @@ class UserStreams:
                 "pP": False,
                 "R": algo["reduceOnly"],
                 "tt": algo["triggerTime"],
-                "gtd": 0,
+                "gtd": algo["goodTillDate"],
                 "rm": "",
             },
         }
