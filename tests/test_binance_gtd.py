@@ -1,9 +1,10 @@
-"""Good-till-date orders and realized PnL through the Binance front, engine and broker real.
+"""Good-till-date orders, realized PnL and open interest through the Binance front, engine and
+broker real.
 
 GTD is the engine's GTC with an expiry time (docs/ledger.md, "Expiry times"): the order shows
 ``timeInForce`` ``GTD`` and its ``goodTillDate``, and ends, ``EXPIRED``, with the first mark
 price of its market at or after that time. A user trade's ``realizedPnl`` is what that fill
-realized of the position, as the engine reckoned it.
+realized of the position, as the engine reckoned it; open interest is Σ of the long positions.
 """
 
 import asyncio
@@ -61,7 +62,9 @@ async def test_a_gtd_order_shows_its_date_and_expires_at_the_mark_on_or_after_it
     assert (await system.signed("GET", ORDER, key, secret, **query))["status"] == "EXPIRED"
 
 
-async def test_user_trades_carry_the_realized_pnl_of_each_fill(system: BinanceSystem) -> None:
+async def test_user_trades_carry_realized_pnl_and_open_interest_follows_positions(
+    system: BinanceSystem,
+) -> None:
     maker = await system.account("10000")
     taker = await system.account("10000")
 
@@ -80,8 +83,16 @@ async def test_user_trades_carry_the_realized_pnl_of_each_fill(system: BinanceSy
         )
         await system.signed("POST", ORDER, *taker, **book, side=taker_side, type="MARKET")
 
+    async def open_interest() -> str:
+        _, body = await system.request("GET", "/fapi/v1/openInterest", symbol="BTCUSDT")
+        assert body["symbol"] == "BTCUSDT"
+        return str(body["openInterest"])
+
+    assert await open_interest() == "0.000"
     await trade("60000", "SELL")  # the maker opens short, the taker long
+    assert await open_interest() == "0.010"
     await trade("60100", "BUY")  # the maker buys back 100 higher: both close
+    assert await open_interest() == "0.000"
     trades = {}
     for name, (key, secret) in (("maker", maker), ("taker", taker)):
         mine = await system.signed("GET", "/fapi/v1/userTrades", key, secret, symbol="BTCUSDT")

@@ -212,6 +212,27 @@ def test_each_fill_carries_the_realized_pnl_the_engine_gave_its_side() -> None:
     assert replay.model.account(A).fills[0].realized_pnl == realized[A]
 
 
+def test_open_interest_is_the_sum_of_the_long_positions_the_engine_holds() -> None:
+    replay = funded()
+    steps = [
+        (A, Side.SELL, 30, None),  # A rests 0.030
+        (B, Side.BUY, 10, TimeInForce.IOC),  # B long 10, A short 10
+        (B, Side.BUY, 20, TimeInForce.IOC),  # B long 30
+        (A, Side.BUY, 5, None),  # A rests a bid
+        (B, Side.SELL, 15, None),  # B sells 5 to A (A reduces), 10 rest
+        (A, Side.BUY, 10, TimeInForce.IOC),  # A buys B's rest: A short 15, B long 15
+    ]
+    for account, side, qty, tif in steps:
+        fields = {"tif": tif} if tif is not None else {}
+        changes = replay(order(account=account, side=side, qty=qty, **fields))
+        longs = sum(max(a.size, 0) for _, a in replay.engine.accounts_in("BTCUSDT"))
+        assert replay.model.open_interest["BTCUSDT"] == longs
+        if changes.fills:
+            assert "BTCUSDT" in changes.tickers  # the ticker shows it
+    assert replay.model.open_interest == {"BTCUSDT": 15, "ETHUSDT": 0}
+    assert replay.views.ticker(replay.model, "BTCUSDT").open_interest == "0.015"
+
+
 def test_a_self_trade_gives_each_of_its_fills_its_own_realized_pnl() -> None:
     replay = funded()
     replay(order(account=A, side=Side.SELL, qty=10))

@@ -37,6 +37,7 @@ class PublicApi:
             Endpoint("GET", f"{v1}/ticker/price", none, self.ticker_price),
             Endpoint("GET", "/fapi/v2/ticker/price", none, self.ticker_price),
             Endpoint("GET", f"{v1}/ticker/bookTicker", none, self.book_ticker),
+            Endpoint("GET", f"{v1}/openInterest", none, self.open_interest),
             # the other Binance markets, which generic clients list: none here
             Endpoint("GET", "/api/v3/ping", none, self.ping),
             Endpoint("GET", "/api/v3/time", none, self.time),
@@ -232,6 +233,16 @@ class PublicApi:
         if symbol is not None:
             return self._price(symbol)
         return [self._price(s) for s in self.c.markets.specs]
+
+    async def open_interest(self, call: Call) -> object:
+        """Σ of the open long positions, base quantity, as the front has read the log."""
+        symbol = self.c.spec_symbol(call.params)
+        spec = self.c.markets.specs[symbol]
+        return {
+            "openInterest": spec.lots_to_str(self.c.model.open_interest[symbol]),
+            "symbol": symbol,
+            "time": self.c.model.time,
+        }
 
     async def book_ticker(self, call: Call) -> object:
         symbol = self.c.optional_symbol(call.params)

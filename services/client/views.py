@@ -217,6 +217,8 @@ class Ticker(msgspec.Struct, frozen=True):
     price_change: Decimal | None
     price_change_percent: Decimal | None
     count: int
+    open_interest: Decimal
+    """Σ of the open long positions (= Σ of the short ones), base quantity."""
     time: int
 
 

@@ -528,6 +528,8 @@ class TickerView(msgspec.Struct, frozen=True):
     price_change_percent: str | None
     """``(last − open) / open × 100``, rounded half-even to three places."""
     count: int
+    open_interest: str
+    """Σ of the open long positions (= Σ of the short ones), base quantity, now."""
     """Trades in the window."""
     time: int
     """The event time the figures are as of."""

@@ -196,6 +196,8 @@ class ReadModel:
         self.last: dict[str, tuple[int, int]] = {}
         """Per market, the price and quantity of the last trade."""
         self.marks: dict[str, int] = {}
+        self.open_interest = {symbol: 0 for symbol in self.specs}
+        """Per market, Σ of the long positions in lots (= Σ of the short ones)."""
         """Per market, the engine's mark price (``MarkChanged``): what it values margin at."""
         self.stats_24h = {symbol: RollingStats() for symbol in self.specs}
         """Per market, the trades of the last 24 h of event time, for the ticker."""
@@ -352,6 +354,8 @@ class ReadModel:
     ) -> None:
         position = self.position(event.account, event.symbol)
         if isinstance(event, PositionUpdate):
+            self.open_interest[event.symbol] += max(event.size, 0) - max(position.size, 0)
+            changes.tickers[event.symbol] = None
             position.size = event.size
             position.entry_notional = event.entry_notional
             position.realized_pnl += event.realized_pnl

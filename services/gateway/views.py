@@ -203,6 +203,7 @@ class Views:
             price_change=None if change is None else spec.ticks_to_str(change),
             price_change_percent=None if day is None else _percent(day.close, day.open),
             count=0 if day is None else day.count,
+            open_interest=spec.lots_to_str(model.open_interest[symbol]),
             time=model.time,
         )
 
