@@ -14,12 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from engine_streams import FAUCET_CAP, MARKETS, random_engine_commands
 from topics import fresh_settings
 
 from exchange.engine import Engine
+from services.broker import free_port
 from services.engine_service import CommandLog
 from services.settings import Settings, env_var
 from services.wire import ENCODER, EVENT_DECODER, CommandBatch, CommandEnvelope, EventBatch
@@ -65,7 +67,6 @@ def engine_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "snapshot_every_ms": "2500",
         "markets_file": str(markets),
         "faucet_cap": f"{FAUCET_CAP / 10**8:.8f}",
-        "health_port": "0",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     return env | {env_var(name): value for name, value in values.items()}
@@ -108,6 +109,22 @@ class EventReader:
             await asyncio.sleep(0.01)
 
 
+async def caught_up(port: int, offset: int, engine: subprocess.Popen[bytes]) -> None:
+    """Wait (at most a minute) until the engine's health endpoint says it is ready, having
+    applied the command at ``offset``; fail at once if the engine exits."""
+    deadline = time.monotonic() + 60
+    url = f"http://127.0.0.1:{port}/health/ready"
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert engine.poll() is None, f"the engine exited with {engine.returncode}"
+            assert time.monotonic() < deadline, "the engine never caught up"
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200 and (await response.json())["offset"] == offset:
+                        return
+            await asyncio.sleep(0.05)
+
+
 async def produce_under_load(bootstrap: str, topic: str, records: list[bytes]) -> None:
     """About 1,500 commands/s, pipelined: the engine is busy whenever it is killed."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -131,8 +148,9 @@ async def test_sigkill_under_load_loses_and_repeats_nothing(
     env = engine_env(settings, tmp_path)
     stderr = open(tmp_path / "engine.log", "ab")  # noqa: SIM115 - shared by every run
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([str(EXCHANGE), "engine"], env=env, stderr=stderr)
+    def spawn(health_port: int = 0) -> subprocess.Popen[bytes]:
+        port = {env_var("health_port"): str(health_port)}
+        return subprocess.Popen([str(EXCHANGE), "engine"], env=env | port, stderr=stderr)
 
     reader = EventReader(kafka_bootstrap, settings.events_topic, tmp_path / "engine.log")
     reading = asyncio.create_task(reader.run())
@@ -152,9 +170,14 @@ async def test_sigkill_under_load_loses_and_repeats_nothing(
             engine.send_signal(signal.SIGKILL)
             engine.wait(10)
             kills.append(len(reader.events))
-        engine = spawn()
+        health_port = free_port()
+        engine = spawn(health_port)
         await asyncio.wait_for(producing, 60)
         await reader.until(RECORDS, engine)
+        # The last engine may start after its predecessor published every result: a SIGTERM
+        # before it has set its signal handlers would kill it, and one before it has replayed
+        # the log would stop it short of the last command. So wait for it to be ready there.
+        await caught_up(health_port, RECORDS - 1, engine)
         await asyncio.sleep(0.3)  # anything published twice would arrive by now
         engine.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(engine.wait, 20) == 0
