@@ -9,7 +9,7 @@ from test_gateway_read_model import A, B, funded, order
 from exchange.default_markets import BTCUSDT
 from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
 from exchange.units import RATE_ONE
-from services.binance import batch_params, client_orders, errors, order_params, signing
+from services.binance import batch_params, client_orders, errors, formats, order_params, signing
 from services.binance.errors import BinanceError
 from services.binance.market_history import MINUTE_MS, Candles
 from services.binance.params import Params, parse
@@ -80,6 +80,18 @@ def test_a_gtd_order_is_the_engines_gtc_with_an_expiry_in_whole_seconds() -> Non
     assert command.order.expire_time is None
 
 
+def test_close_position_is_a_reduce_only_stop_for_the_largest_quantity() -> None:
+    params = {"side": "SELL", "type": "TAKE_PROFIT_MARKET", "stopPrice": "65000"}
+    for quantity in ({}, {"quantity": "0"}):
+        close = Params(params | quantity | {"closePosition": "true"})
+        command, _ = order_params.place(close, BTCUSDT, 1, algo=False, now=NOW)
+        assert command.order.reduce_only and command.order.qty == BTCUSDT.max_qty
+        assert formats.closes_position(command.order, BTCUSDT)
+    plain = Params(params | {"quantity": "0.010", "reduceOnly": "true"})
+    command, _ = order_params.place(plain, BTCUSDT, 1, algo=False, now=NOW)
+    assert not formats.closes_position(command.order, BTCUSDT)
+
+
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
@@ -91,7 +103,13 @@ def test_a_gtd_order_is_the_engines_gtc_with_an_expiry_in_whole_seconds() -> Non
         ({"timeInForce": "GTD", "goodTillDate": str(NOW + 600_000)}, -5040),  # not > 600 s
         ({"timeInForce": "GTD", "goodTillDate": "253402300799000"}, -5040),
         ({"positionSide": "LONG"}, -4061),
-        ({"closePosition": "true"}, -1106),
+        ({"closePosition": "true"}, -4136),  # a LIMIT order
+        ({"closePosition": "true", "type": "STOP_MARKET", "stopPrice": "59000"}, -4137),
+        (
+            {"closePosition": "true", "type": "STOP_MARKET", "stopPrice": "1", "quantity": "0"}
+            | {"reduceOnly": "true"},
+            -1106,
+        ),
         ({"newClientOrderId": "bad id!"}, -1100),
         ({"newClientOrderId": "x" * 37}, -1100),
         ({"newClientOrderId": "ends-in-newline\n"}, -1100),

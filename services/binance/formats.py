@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from exchange.commands import PlaceOrder
+from exchange.events import ExpireReason
 from exchange.market import MarketSpec
 from exchange.orders import CONDITIONAL_TYPES, OrderType, Side, TriggerBy
 from exchange.units import RATE_ONE
@@ -51,6 +52,30 @@ FAR_FUTURE_MS = 4_133_404_800_000
 
 def side(value: Side) -> str:
     return "BUY" if value is Side.BUY else "SELL"
+
+
+def closes_position(terms: PlaceOrder, spec: MarketSpec) -> bool:
+    """Whether an order is a ``closePosition=true`` one (``order_params``): a reduce-only stop-
+    or take-profit-market order for the market's largest quantity. One placed by hand with
+    that quantity and ``reduceOnly`` is the same order, and is shown so too."""
+    return (
+        terms.reduce_only
+        and terms.qty == spec.max_qty
+        and terms.type in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+    )
+
+
+def status(state: OrderState, spec: MarketSpec) -> str:
+    """Binance's order status. A close-position order that closed the position is ``FILLED``,
+    as on Binance, though the engine expired the rest of its (largest) quantity."""
+    if (
+        state.status is OrderStatus.EXPIRED
+        and state.end_reason == ExpireReason.REDUCE_ONLY
+        and state.filled
+        and closes_position(state.terms, spec)
+    ):
+        return "FILLED"
+    return STATUSES[state.status]
 
 
 def time_in_force(terms: PlaceOrder) -> str:
@@ -296,21 +321,22 @@ class Formats:
         spec = self.markets.specs[state.symbol]
         terms = state.terms
         kind = ORDER_TYPES[terms.type]
+        close = closes_position(terms, spec)
         body: Json = {
             "orderId": state.order_id,
             "symbol": state.symbol,
-            "status": STATUSES[state.status],
+            "status": status(state, spec),
             "clientOrderId": client_orders.shown(state),
             "price": self.price(spec, state.price),
             "avgPrice": average(state.filled_value, state.filled, spec),
-            "origQty": spec.lots_to_str(state.qty),
+            "origQty": spec.lots_to_str(0 if close else state.qty),
             "executedQty": spec.lots_to_str(state.filled),
             "cumQty": spec.lots_to_str(state.filled),
             "cumQuote": self.money(state.filled_value * spec.multiplier),
             "timeInForce": time_in_force(terms),
             "type": kind,
             "reduceOnly": terms.reduce_only,
-            "closePosition": False,
+            "closePosition": close,
             "side": side(terms.side),
             "positionSide": "BOTH",
             "stopPrice": self.price(spec, terms.stop_price),
@@ -333,14 +359,14 @@ class Formats:
         order id is its ``algoId`` and, once triggered, its ``actualOrderId`` too."""
         spec = self.markets.specs[state.symbol]
         terms = state.terms
-        if state.status is OrderStatus.CANCELLED:
-            status = "CANCELED"
-        elif state.status is OrderStatus.EXPIRED:
-            status = "EXPIRED"
-        elif state.status is OrderStatus.FILLED:
-            status = "FINISHED"
+        close = closes_position(terms, spec)
+        shown = status(state, spec)
+        if shown in ("CANCELED", "EXPIRED"):
+            algo_status = shown
+        elif shown == "FILLED":
+            algo_status = "FINISHED"
         else:
-            status = "TRIGGERED" if state.triggered else "NEW"
+            algo_status = "TRIGGERED" if state.triggered else "NEW"
         return {
             "algoId": state.order_id,
             "clientAlgoId": client_orders.shown(state),
@@ -350,8 +376,8 @@ class Formats:
             "side": side(terms.side),
             "positionSide": "BOTH",
             "timeInForce": time_in_force(terms),
-            "quantity": spec.lots_to_str(state.qty),
-            "algoStatus": status,
+            "quantity": spec.lots_to_str(0 if close else state.qty),
+            "algoStatus": algo_status,
             "actualOrderId": str(state.order_id) if state.triggered else "",
             "actualPrice": average(state.filled_value, state.filled, spec),
             "triggerPrice": self.price(spec, terms.stop_price),
@@ -365,7 +391,7 @@ class Formats:
             "selfTradePreventionMode": terms.stp.value,
             "workingType": WORKING_TYPES[terms.trigger],
             "priceMatch": "NONE",
-            "closePosition": False,
+            "closePosition": close,
             "priceProtect": False,
             "reduceOnly": terms.reduce_only,
             "activatePrice": self.price(spec, terms.activation_price),

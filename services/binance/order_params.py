@@ -6,6 +6,11 @@ Both ways conditional orders arrive are read: ``/fapi/v1/order`` with ``stopPric
 ``activatePrice`` and ``quantity``/``clientAlgoId`` (newer ccxt). The client's label
 (``newClientOrderId``, ``clientAlgoId``) goes to the engine with the order. A trailing stop's
 ``callbackRate`` is in percent on Binance ("1" is 1 %) and a fraction here.
+
+``closePosition=true`` (close-all) is a reduce-only stop- or take-profit-market order for the
+market's largest quantity: a reduce-only order fills no more than the position it reduces
+(docs/matching.md), so at its trigger it closes whatever the position is then.
+``formats.closes_position`` tells such an order apart when it is shown.
 """
 
 from decimal import Decimal, InvalidOperation
@@ -110,6 +115,36 @@ def good_till(params: Params, now: int) -> int:
     return value - value % 1000
 
 
+CLOSE_POSITION_TYPES = (BinanceType.STOP_MARKET, BinanceType.TAKE_PROFIT_MARKET)
+
+
+def _check_close_position(params: Params, kind: BinanceType) -> None:
+    """Binance's rules for ``closePosition=true`` (close-all): a stop- or take-profit-market
+    order, without a quantity (or with 0) and without ``reduceOnly``."""
+    if kind not in CLOSE_POSITION_TYPES:
+        raise BinanceError(
+            errors.TARGET_STRATEGY_INVALID,
+            f"Target strategy invalid for orderType {kind.value},closePosition true",
+        )
+    quantity = params.text("quantity")
+    if quantity is not None and (not _is_zero(quantity)):
+        raise BinanceError(
+            errors.QUANTITY_MUST_BE_ZERO_WITH_CLOSE_POSITION,
+            "Quantity must be zero with closePosition equals true",
+        )
+    if params.text("reduceOnly") is not None:
+        raise BinanceError(
+            errors.PARAM_NOT_REQUIRED, "Parameter 'reduceOnly' sent when not required."
+        )
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return Decimal(text) == 0
+    except InvalidOperation:
+        return False
+
+
 def place(
     params: Params, spec: MarketSpec, account: int, *, algo: bool, now: int
 ) -> tuple[engine.OrderCommand, RespType]:
@@ -120,11 +155,9 @@ def place(
     kind = params.choice("type", BinanceType, errors.INVALID_ORDER_TYPE)
     if kind is None:
         raise errors.mandatory("type")
-    if params.boolean("closePosition"):
-        raise BinanceError(
-            errors.PARAM_NOT_REQUIRED,
-            "closePosition is not supported here: send quantity with reduceOnly=true.",
-        )
+    close = params.boolean("closePosition")
+    if close:
+        _check_close_position(params, kind)
     position_side = params.text("positionSide")
     if position_side is not None and position_side.upper() != "BOTH":
         raise BinanceError(
@@ -138,7 +171,7 @@ def place(
     expire_time = good_till(params, now) if tif is Tif.GTD else None
     working = params.choice("workingType", WorkingType) or WorkingType.CONTRACT_PRICE
     stp = params.choice("selfTradePreventionMode", Stp)
-    quantity = params.required("quantity")
+    quantity = None if close else params.required("quantity")
     price = params.text("price")
     trigger_names = ("triggerPrice", "stopPrice") if algo else ("stopPrice", "triggerPrice")
     stop_price = params.first(trigger_names)
@@ -149,7 +182,7 @@ def place(
         order_id=0,
         account=account,
         side=CoreSide.BUY if side is Side.BUY else CoreSide.SELL,
-        qty=units(quantity, spec.lot, "quantity"),
+        qty=spec.max_qty if quantity is None else units(quantity, spec.lot, "quantity"),
         type=FROM_BINANCE_TYPE[kind.value],
         price=None
         if price is None or kind is BinanceType.MARKET
@@ -161,7 +194,7 @@ def place(
         ),
         callback_rate=None if callback is None else callback_rate(callback),
         trigger=TriggerBy.MARK if working is WorkingType.MARK_PRICE else TriggerBy.LAST,
-        reduce_only=params.boolean("reduceOnly"),
+        reduce_only=close or params.boolean("reduceOnly"),
         stp=StpMode.EXPIRE_TAKER if stp is None else StpMode(stp.value),
         client_order_id=_client_id(params, algo=algo),
         expire_time=expire_time,
