@@ -43,18 +43,24 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="cmd", frozen=True, kw_only=True):
+    """Cancel a live order: ``order_id``, or (with ``order_id`` 0) the account's live order
+    with this ``client_order_id``, which the engine looks up (``Engine``)."""
+
     order_id: int
     account: int
+    client_order_id: ClientOrderId | None = None
 
 
 class AmendOrder(msgspec.Struct, tag="amend", tag_field="cmd", frozen=True, kw_only=True):
     """Change a resting limit order. ``qty`` is the new *open* quantity (0 cancels);
-    ``None`` keeps the current price or quantity."""
+    ``None`` keeps the current price or quantity. ``client_order_id`` names the order in place
+    of ``order_id`` (then 0), as for ``CancelOrder``."""
 
     order_id: int
     account: int
     price: int | None = None
     qty: int | None = None
+    client_order_id: ClientOrderId | None = None
 
 
 class CancelAll(msgspec.Struct, tag="cancel_all", tag_field="cmd", frozen=True, kw_only=True):

@@ -23,7 +23,7 @@ from sortedcontainers import SortedList
 from exchange import liquidation, margin
 from exchange.book_state import BookState
 from exchange.client_ids import ClientIds
-from exchange.commands import AmendOrder, CancelAll, PlaceOrder, SetMarkPrice
+from exchange.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder, SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
     CreateAccount,
@@ -374,6 +374,11 @@ class Engine:
                 if expire_time is not None:
                     market.expiries.add((expire_time, request.order_id))
             return out
+        if isinstance(request, CancelOrder | AmendOrder) and request.client_order_id is not None:
+            named = self._named_by_label(market, request)
+            if isinstance(named, Rejected):
+                return [MarketEvent(cmd.symbol, named)]
+            request = named
         if type(request) is AmendOrder:
             amended = self._check_amend(market, request)
             if amended is not None:
@@ -401,6 +406,24 @@ class Engine:
             message = f"expire_time {expire_time} is not after the engine's time {self.time}"
             return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_ORDER, message)
         return None
+
+    def _named_by_label(
+        self, market: Market, cmd: CancelOrder | AmendOrder
+    ) -> CancelOrder | AmendOrder | Rejected:
+        """The command for the account's live order with ``cmd.client_order_id``: the engine
+        knows its live labels exactly, so a client can cancel an order by its label before the
+        placement's answer has reached it. Both an id and a label, or an unknown label, are
+        refused."""
+        label = cmd.client_order_id
+        assert label is not None  # the caller's condition
+        if cmd.order_id:
+            message = "give order_id or client_order_id, not both"
+            return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_ORDER, message)
+        order_id = market.client_ids.live(cmd.account, label)
+        if order_id is None:
+            message = f"no live order with client order id {label!r}"
+            return Rejected(0, cmd.account, RejectReason.UNKNOWN_ORDER, message)
+        return msgspec.structs.replace(cmd, order_id=order_id)
 
     def _new_order_id(self, market: Market) -> int:
         """The lowest unused id from the counter on: ids a client chose itself are skipped."""

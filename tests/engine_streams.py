@@ -5,8 +5,9 @@ distribution); around it this adds the ledger's commands: deposits (some over th
 some invalid), withdrawals, leverage and margin-mode changes, isolated margin moves, funding
 settlements (some repeated), deleveraging between random accounts, deficit cover and insurance
 funding. Deposits are small next to order sizes, so the pre-trade check rejects often. Half
-the orders carry a client order id from a pool of three, so duplicates of live ones come up;
-a quarter an expiry time (``time_at``).
+the orders carry a client order id from a pool of three, so duplicates of live ones come up,
+and a third of the cancels name an order by one of them; a quarter of the orders carry an
+expiry time (``time_at``).
 As there, every choice goes through one ``draw(low, high)``, for hypothesis and seeded runs.
 """
 
@@ -17,7 +18,7 @@ import msgspec
 from hypothesis import strategies as st
 from strategies import BASE_SPEC, SPECS, CommandGenerator
 
-from exchange.commands import PlaceOrder, SetMarkPrice
+from exchange.commands import CancelOrder, PlaceOrder, SetMarkPrice
 from exchange.engine_commands import (
     AdjustMargin,
     Deposit,
@@ -79,6 +80,9 @@ class EngineCommandGenerator:
                 return MarkPrice(symbol=symbol, price=cmd.price)
             if isinstance(cmd, PlaceOrder) and draw(0, 1):
                 cmd = msgspec.structs.replace(cmd, client_order_id=LABELS[draw(0, len(LABELS) - 1)])
+            if isinstance(cmd, CancelOrder) and not draw(0, 2):  # by label instead
+                label = LABELS[draw(0, len(LABELS) - 1)]
+                cmd = CancelOrder(order_id=0, account=cmd.account, client_order_id=label)
             if isinstance(cmd, PlaceOrder) and not draw(0, 3):
                 expire_time = time_at(self._count) + draw(-1, 30) * STEP_MS
                 cmd = msgspec.structs.replace(cmd, expire_time=expire_time)

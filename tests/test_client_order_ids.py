@@ -9,11 +9,11 @@ import msgspec
 import pytest
 from test_engine import OTHER, SPEC, engine, order, rejections, run
 
-from exchange.commands import CancelOrder
+from exchange.commands import AmendOrder, CancelOrder
 from exchange.engine import Engine, EngineState
 from exchange.engine_commands import EngineCommand, MarkPrice, OrderCommand
 from exchange.engine_events import EngineEvent, MarketEvent
-from exchange.events import Accepted, Rejected, RejectReason
+from exchange.events import Accepted, Amended, Cancelled, Rejected, RejectReason
 from exchange.orders import OrderType, Side, TimeInForce, TriggerBy
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -124,3 +124,31 @@ def test_the_longest_legal_label_decodes() -> None:
     raw = msgspec.json.encode(order(1, BUY, 1, 100, order_id=1, client_order_id=label))
     decoded = msgspec.json.decode(raw, type=EngineCommand)
     assert decoded.order.client_order_id == label
+
+
+def test_an_order_is_cancelled_or_amended_by_its_label() -> None:
+    e = engine((1, FUNDS), (2, FUNDS))
+    run(e, order(1, BUY, 3, 100, order_id=5, client_order_id="bid"))
+    amend = AmendOrder(order_id=0, account=1, price=99, client_order_id="bid")
+    events = run(e, OrderCommand(symbol="TEST", order=amend))
+    (amended,) = [x.event for x in events if isinstance(x, MarketEvent)][:1]
+    assert isinstance(amended, Amended) and (amended.order_id, amended.price) == (5, 99)
+    other = CancelOrder(order_id=0, account=2, client_order_id="bid")  # not account 2's label
+    (refusal,) = rejections(run(e, OrderCommand(symbol="TEST", order=other)))
+    assert isinstance(refusal, Rejected) and refusal.reason is RejectReason.UNKNOWN_ORDER
+    assert e.markets["TEST"].book.knows(5)
+    mine = CancelOrder(order_id=0, account=1, client_order_id="bid")
+    events = run(e, OrderCommand(symbol="TEST", order=mine))
+    cancelled = [x.event for x in events if isinstance(x, MarketEvent)]
+    assert [c.order_id for c in cancelled if isinstance(c, Cancelled)] == [5]
+    (refusal,) = rejections(run(e, OrderCommand(symbol="TEST", order=mine)))  # gone now
+    assert isinstance(refusal, Rejected) and refusal.reason is RejectReason.UNKNOWN_ORDER
+
+
+def test_an_id_and_a_label_together_are_refused() -> None:
+    e = engine((1, FUNDS))
+    run(e, order(1, BUY, 1, 100, order_id=5, client_order_id="bid"))
+    both = CancelOrder(order_id=5, account=1, client_order_id="bid")
+    (refusal,) = rejections(run(e, OrderCommand(symbol="TEST", order=both)))
+    assert isinstance(refusal, Rejected) and refusal.reason is RejectReason.INVALID_ORDER
+    assert e.markets["TEST"].book.knows(5)

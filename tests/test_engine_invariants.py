@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 
 from exchange import liquidation
 from exchange.client_ids import ClientIds
-from exchange.commands import PlaceOrder
+from exchange.commands import CancelOrder, PlaceOrder
 from exchange.engine import Engine, EngineState, MarginLevel
 from exchange.engine_commands import EngineCommand, Liquidate, MarkPrice, OrderCommand
 from exchange.engine_events import (
@@ -38,7 +38,7 @@ from exchange.engine_events import (
     OrderMarginChanged,
     PositionUpdate,
 )
-from exchange.events import Rejected, RejectReason
+from exchange.events import Cancelled, Rejected, RejectReason
 from exchange.ledger import EXTERNAL, INSURANCE, clearing
 from exchange.positions import MarketAccount
 from exchange.risk import order_margin
@@ -134,6 +134,26 @@ def overdue(engine: Engine, symbol: str) -> list[int]:
     ]
 
 
+def labelled_target(engine: Engine, cmd: EngineCommand) -> int | None:
+    """For a cancel by client order id: the id of the account's live order with that label
+    (0 if none); None for any other command."""
+    if not isinstance(cmd, OrderCommand) or not isinstance(cmd.order, CancelOrder):
+        return None
+    label = cmd.order.client_order_id
+    market = engine.markets.get(cmd.symbol)
+    if label is None or market is None:
+        return None
+    return market.client_ids.live(cmd.order.account, label) or 0
+
+
+def cancelled_ids(events: list[EngineEvent]) -> list[int]:
+    return [
+        e.event.order_id
+        for e in events
+        if isinstance(e, MarketEvent) and isinstance(e.event, Cancelled)
+    ]
+
+
 def refused_as_duplicate(events: list[EngineEvent]) -> bool:
     return any(
         isinstance(e, MarketEvent)
@@ -184,9 +204,12 @@ def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[E
         account = cmd.order.account if isinstance(cmd, OrderCommand) else None
         before = engine.available(account) if account is not None else 0
         label_taken = live_label(engine, cmd)
+        named = labelled_target(engine, cmd)
         engine.advance_time(time_at(step + 1))
         events = engine.process(cmd)
         assert refused_as_duplicate(events) == label_taken, (step, cmd, events)
+        if named is not None:  # a cancel by label ends exactly the live order with it
+            assert cancelled_ids(events) == ([named] if named else []), (step, cmd, events)
         if isinstance(cmd, MarkPrice):
             assert not overdue(engine, cmd.symbol), (step, cmd, events)
         check_state(engine, recount=step % recount_every == 0)
