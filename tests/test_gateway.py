@@ -272,6 +272,23 @@ async def test_orders_by_client_order_id(system: System) -> None:
     await asyncio.gather(trader.close(), other.close())
 
 
+async def test_an_order_is_cancelled_by_its_label_before_its_placement_is_answered(
+    system: System,
+) -> None:
+    """The engine looks a cancel's label up among the account's live orders: a bot can send
+    the cancel right behind the placement, without waiting for the placement's answer."""
+    trader = await system.trader()
+    bid = {"symbol": "BTCUSDT", "side": "buy", "qty": "0.010", "price": "59000"}
+    placed, cancelled = await asyncio.gather(
+        trader.ok("place_order", **bid, client_order_id="quick"),
+        trader.ok("cancel_order", symbol="BTCUSDT", client_order_id="quick"),
+    )
+    assert placed["order_id"] == cancelled["order_id"]
+    assert (cancelled["status"], cancelled["client_order_id"]) == ("cancelled", "quick")
+    assert await trader.ok("open_orders", symbol="BTCUSDT") == []
+    await trader.close()
+
+
 async def test_a_trade_between_two_accounts_reaches_both(system: System) -> None:
     maker, taker = await system.trader(), await system.trader()
     watcher = await system.connect()

@@ -256,10 +256,14 @@ def test_the_other_commands_convert_amounts_in_minor_units() -> None:
     assert error.value.body.code == ErrorCode.INVALID_VALUE
     amend = protocol.AmendOrder(id=4, symbol="BTCUSDT", order_id=9)
     with pytest.raises(Failure) as error:
-        convert.amend(amend, 9, ACCOUNT, MARKETS)
+        convert.amend(amend, ACCOUNT, MARKETS)
     assert error.value.body.code == ErrorCode.INVALID_REQUEST
     cancel = protocol.CancelOrder(id=5, symbol="BTCUSDT", order_id=9)
-    assert convert.cancel(cancel, 9, 3, MARKETS).order == core.CancelOrder(order_id=9, account=3)
+    assert convert.cancel(cancel, 3, MARKETS).order == core.CancelOrder(order_id=9, account=3)
+    by_label = protocol.CancelOrder(id=6, symbol="BTCUSDT", client_order_id="grid-1")
+    assert convert.cancel(by_label, 3, MARKETS).order == core.CancelOrder(
+        order_id=0, account=3, client_order_id="grid-1"
+    )  # the engine looks the label up
 
 
 def test_markets_settling_in_different_assets_are_refused() -> None:

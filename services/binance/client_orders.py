@@ -37,6 +37,17 @@ def shown(state: OrderState) -> str:
     return state.terms.client_order_id or f"paper-{state.order_id}"
 
 
+def cancel_target(model: ReadModel, account: int, symbol: str, client_id: str) -> int | str:
+    """What a cancel by client id sends the engine: the label itself, which the engine looks up
+    among the account's live orders (so an order placed a moment ago, its answer not read here
+    yet, is found too), or the order id a made-up ``paper-<orderId>`` of no labelled order
+    names."""
+    made_up = _MADE_UP.fullmatch(client_id)
+    if made_up is not None and model.order_by_label(account, symbol, client_id) is None:
+        return int(made_up.group(1))
+    return client_id
+
+
 def find(model: ReadModel, account: int, symbol: str, client_id: str) -> int | None:
     """The id of the account's order in ``symbol`` with this client id: the latest order
     labelled so (open or recently finished), else the order a ``paper-<orderId>`` names."""

@@ -173,15 +173,19 @@ class PrivateApi:
         raise errors.mandatory("symbol")
 
     def _cancel(
-        self, call: Call, symbol: str, order_id: int, *, algo: bool
+        self, call: Call, symbol: str, target: int | str, *, algo: bool
     ) -> "asyncio.Future[Json]":
+        """Cancel the order ``target`` names: its id, or its label for the engine to look up."""
         account, model = call.account, self.c.model
-        command = engine.OrderCommand(
-            symbol=symbol, order=core.CancelOrder(order_id=order_id, account=account)
-        )
+        if isinstance(target, int):
+            cancel = core.CancelOrder(order_id=target, account=account)
+        else:
+            cancel = core.CancelOrder(order_id=0, account=account, client_order_id=target)
+        command = engine.OrderCommand(symbol=symbol, order=cancel)
 
         def build(result: CommandResult) -> Json:
-            results.order_changed(result, model, self.c.formats.views, account, symbol, order_id)
+            view = results.order_changed(result, model, self.c.formats.views, account, symbol)
+            order_id = view.order_id
             state = model.order(account, symbol, order_id)
             assert state is not None
             if algo:
@@ -197,20 +201,30 @@ class PrivateApi:
 
     def _cancel_one(self, call: Call) -> "asyncio.Future[Json]":
         symbol = self.c.spec_symbol(call.params)
-        try:
-            order_id = self._find(call, symbol)
-        except BinanceError as error:
-            if error.code == errors.NO_SUCH_ORDER:
-                raise BinanceError(errors.CANCEL_REJECTED, "Unknown order sent.") from None
-            raise
-        return self._cancel(call, symbol, order_id, algo=False)
+        return self._cancel(call, symbol, self._cancel_target(call, symbol), algo=False)
+
+    def _cancel_target(self, call: Call, symbol: str, *, algo: bool = False) -> int | str:
+        """A cancel's order: ``orderId`` (``algoId``), else its client id as
+        ``client_orders.cancel_target`` sends it."""
+        params = call.params
+        id_name, client_name = (
+            ("algoId", "clientAlgoId") if algo else ("orderId", "origClientOrderId")
+        )
+        order_id = params.integer(id_name)
+        if order_id is not None:
+            return order_id
+        client_id = params.text(client_name)
+        if client_id is None:
+            raise errors.mandatory(f"{id_name} or {client_name}")
+        return client_orders.cancel_target(self.c.model, call.account, symbol, client_id)
 
     async def cancel_order(self, call: Call) -> object:
         return await self._cancel_one(call)
 
     async def cancel_algo_order(self, call: Call) -> object:
         symbol = self._algo_symbol(call)
-        return await self._cancel(call, symbol, self._find(call, symbol, algo=True), algo=True)
+        target = self._cancel_target(call, symbol, algo=True)
+        return await self._cancel(call, symbol, target, algo=True)
 
     async def modify_order(self, call: Call) -> object:
         return await self._modify(call)
@@ -238,7 +252,7 @@ class PrivateApi:
         )
 
         def build(result: CommandResult) -> Json:
-            results.order_changed(result, model, self.c.formats.views, account, symbol, order_id)
+            results.order_changed(result, model, self.c.formats.views, account, symbol)
             changed = model.order(account, symbol, order_id)
             assert changed is not None
             return self._order(changed)

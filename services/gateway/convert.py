@@ -87,29 +87,28 @@ def place(request: protocol.PlaceOrder, account: int, markets: Markets) -> engin
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 
 
-def amend(
-    request: protocol.AmendOrder, order_id: int, account: int, markets: Markets
-) -> engine.OrderCommand:
-    """Amend order ``order_id``: the one the request names, by its id or its label
-    (``Session`` looks the label up)."""
+def amend(request: protocol.AmendOrder, account: int, markets: Markets) -> engine.OrderCommand:
+    """Amend the order the request names, by its id or by its label, which the engine looks
+    up among the account's live orders (so no answer to the placement is needed first)."""
     spec = markets.spec(request.symbol)
     if request.price is None and request.qty is None:
         raise Failure(ErrorCode.INVALID_REQUEST, "an amend needs a new price, qty or both")
     order = core.AmendOrder(
-        order_id=order_id,
+        order_id=request.order_id or 0,
         account=account,
         price=_optional(request.price, spec.tick, "price"),
         qty=_optional(request.qty, spec.lot, "qty"),
+        client_order_id=request.client_order_id,
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 
 
-def cancel(
-    request: protocol.CancelOrder, order_id: int, account: int, markets: Markets
-) -> engine.OrderCommand:
-    """Cancel order ``order_id``: the one the request names, as for ``amend``."""
+def cancel(request: protocol.CancelOrder, account: int, markets: Markets) -> engine.OrderCommand:
+    """Cancel the order the request names, by its id or its label, as for ``amend``."""
     spec = markets.spec(request.symbol)
-    order = core.CancelOrder(order_id=order_id, account=account)
+    order = core.CancelOrder(
+        order_id=request.order_id or 0, account=account, client_order_id=request.client_order_id
+    )
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 
 

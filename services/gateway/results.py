@@ -15,7 +15,7 @@ from exchange.engine_events import (
     MarginModeChanged,
     MarketEvent,
 )
-from exchange.events import Accepted, Cancelled, Rejected, RejectReason
+from exchange.events import Accepted, Amended, Cancelled, Rejected, RejectReason
 from services.gateway import protocol
 from services.gateway.protocol import ErrorCode, Failure
 from services.gateway.read_model import ReadModel
@@ -43,7 +43,7 @@ def _refusal(result: CommandResult) -> Failure | None:
             return Failure(event.reason.value, event.message)
         if isinstance(event, MarketEvent) and isinstance(event.event, Rejected):
             rejected = event.event
-            if rejected.reason is RejectReason.UNKNOWN_ORDER:
+            if rejected.reason is RejectReason.UNKNOWN_ORDER and rejected.order_id:
                 return unknown_order(event.symbol, rejected.order_id)
             return Failure(rejected.reason.value, rejected.message)
     return None
@@ -81,11 +81,25 @@ def order_changed(
     views: Views,
     account: int,
     symbol: str,
-    order_id: int,
+    label: str | None = None,
 ) -> protocol.OrderView:
-    """An amended or cancelled order, as the command left it."""
-    _refuse_if_refused(result)
-    return _order_view(model, views, account, symbol, order_id)
+    """An amended or cancelled order, as the command left it: the order its ``Amended`` or
+    ``Cancelled`` names. ``label``: the client order id the request named it by, if it did
+    (an unknown one is answered in the words of ``unknown_label``)."""
+    failure = _refusal(result)
+    if failure is not None:
+        if label is not None and failure.body.code == ErrorCode.UNKNOWN_ORDER:
+            raise unknown_label(symbol, label)
+        raise failure
+    return _order_view(model, views, account, symbol, changed_order(result))
+
+
+def changed_order(result: CommandResult) -> int:
+    """The id of the order an amend or cancel the engine accepted changed."""
+    for event in result.events:
+        if isinstance(event, MarketEvent) and isinstance(event.event, Amended | Cancelled):
+            return event.event.order_id
+    raise Failure(ErrorCode.INTERNAL, "the engine neither changed nor refused the order")
 
 
 def cancelled_all(result: CommandResult, symbol: str) -> protocol.CancelledAll:

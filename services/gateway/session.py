@@ -182,17 +182,17 @@ class Session:
                     lambda result: results.placed(result, model, views, account, symbol),
                 )
             case protocol.AmendOrder() | protocol.CancelOrder():
-                symbol, order_id = self._named_order(account, request)
                 if isinstance(request, protocol.AmendOrder):
-                    command = convert.amend(request, order_id, account, markets)
+                    command = convert.amend(request, account, markets)
                 else:
-                    command = convert.cancel(request, order_id, account, markets)
+                    command = convert.cancel(request, account, markets)
+                symbol, label = command.symbol, request.client_order_id
                 self._command(
                     connection,
                     rid,
                     command,
                     lambda result: results.order_changed(
-                        result, model, views, account, symbol, order_id
+                        result, model, views, account, symbol, label
                     ),
                 )
             case protocol.CancelAll():
