@@ -167,6 +167,7 @@ async def test_the_ticker_stream_carries_the_24h_figures_and_forgets_a_day_later
         "price_change": "300.0",
         "price_change_percent": "0.500",
         "count": 2,
+        "open_interest": "0.020",  # the taker long 0.020, the maker short as much
     }
 
     # a command record stamped a day later (event time, as a replay's would be): the trades
@@ -176,6 +177,7 @@ async def test_the_ticker_stream_carries_the_24h_figures_and_forgets_a_day_later
     await send_commands(system.settings, [("late", late)], later)
     forgotten = (await watcher.push_where("ticker.BTCUSDT", count=0))["data"]
     assert (forgotten["open"], forgotten["volume"], forgotten["last"]) == (None, "0.000", "60300.0")
+    assert forgotten["open_interest"] == "0.020"  # positions are no window figure
     assert forgotten["time"] == later
     await maker.close()
     await taker.close()
