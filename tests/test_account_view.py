@@ -97,8 +97,10 @@ def test_the_view_equals_the_engine_after_every_command(commands: list[EngineCom
 
 def test_the_view_equals_the_engine_over_seeded_streams() -> None:
     """20,000 commands of each of three seeds; liquidations happen, so the view follows the
-    engine through cancels, partial and full steps, the insurance fund and ADL."""
-    for seed in (11, 12, 13):
+    engine through cancels, partial and full steps, the insurance fund and ADL. Most streams
+    of this length liquidate rarely (the pre-trade check keeps accounts safe): these seeds are
+    ones that liquidate and deleverage, and the assertion below says so if the streams change."""
+    for seed in (1, 4, 9):
         commands = random_engine_commands(random.Random(seed), 20_000)
         steps, changed = run_both(commands, every=7)
         assert steps and changed > 50, (steps, changed)
