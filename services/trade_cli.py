@@ -144,6 +144,13 @@ def add_trade_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPars
         help="your own label for the order, to find it by: 1-36 of A-Z a-z 0-9 . : / _ - "
         "(refused while another open order of yours in the market has it)",
     )
+    place.add_argument(
+        "--good-for",
+        type=int,
+        metavar="SECONDS",
+        help="good till date: the order ends if still open this many seconds from the "
+        "gateway's clock (at the first mark price after)",
+    )
 
     amend = action("amend", _amend, "change a resting limit order's price and/or quantity")
     _one_order(amend)
@@ -378,6 +385,9 @@ async def _deposit(client: "ExchangeClient", args: argparse.Namespace) -> None:
 
 
 async def _place(client: "ExchangeClient", args: argparse.Namespace) -> None:
+    expire_time = None
+    if args.good_for is not None:  # from the gateway's clock, which stamps the order's time
+        expire_time = (await client.ping()).time + args.good_for * 1000
     order = await client.place_order(
         args.symbol,
         args.side,
@@ -392,6 +402,7 @@ async def _place(client: "ExchangeClient", args: argparse.Namespace) -> None:
         trigger=args.trigger,
         stp=args.stp,
         client_order_id=args.client_order_id,
+        expire_time=expire_time,
     )
     _emit(args, order, lambda: _order_table([order]))
 

@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,11 @@ async def test_orders_by_client_order_id_from_the_terminal(
     assert (cancelled["order_id"], cancelled["status"]) == (placed["order_id"], "cancelled")
     code, _, err = await dave.run("cancel", "BTCUSDT", "--client-order-id", "d-9")
     assert code == 1 and err.startswith("error: unknown_order: no order with client_order_id")
+
+    # good for a minute from the gateway's clock
+    before = int(time.time() * 1000)
+    gtd = await dave.json("place", "BTCUSDT", "buy", "0.010", "59000", "--good-for", "60")
+    assert before + 60_000 <= gtd["expire_time"] <= int(time.time() * 1000) + 60_000
 
     # usage mistakes: both names, or neither
     code, _, err = await dave.run("order", "BTCUSDT", "7", "--client-order-id", "d-1")
