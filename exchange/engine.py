@@ -55,6 +55,7 @@ from exchange.engine_events import (
     MarkChanged,
     MarketEvent,
     OrderMarginChanged,
+    OrderPlaced,
     PositionUpdate,
     Transfer,
     TransferReason,
@@ -364,11 +365,11 @@ class Engine:
             if isinstance(verdict, Rejected):
                 return [MarketEvent(cmd.symbol, verdict)]
             placed = verdict
-            label, expire_time = request.client_order_id, request.expire_time
-            if (label is None and expire_time is None) or market.book.knows(request.order_id):
-                return self._settle(market, market.book.process(request), placed)  # or refused
+            fresh = not market.book.knows(request.order_id)  # else the book refuses it
             out = self._settle(market, market.book.process(request), placed)
-            if market.book.knows(request.order_id):  # still live: resting or conditional
+            _announce(out, cmd.symbol, request)
+            if fresh and market.book.knows(request.order_id):  # accepted, and still live
+                label, expire_time = request.client_order_id, request.expire_time
                 if label is not None:
                     market.client_ids.add(request.account, label, request.order_id)
                 if expire_time is not None:
@@ -1320,6 +1321,13 @@ class Engine:
             account = mine.get(symbol)
             if account is not None:
                 yield account_id, account
+
+
+def _announce(out: list[EngineEvent], symbol: str, placed: PlaceOrder) -> None:
+    """Put the order's terms (``OrderPlaced``) before its ``Accepted``, which the matching core
+    puts first of a placement's events; a refused placement gets none."""
+    if out and type(first := out[0]) is MarketEvent and type(first.event) is Accepted:
+        out.insert(0, OrderPlaced(symbol, placed))
 
 
 def max_notional(spec: MarketSpec, leverage: int) -> int:

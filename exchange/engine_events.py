@@ -8,6 +8,7 @@ from enum import StrEnum
 
 import msgspec
 
+from exchange.commands import PlaceOrder
 from exchange.engine_commands import MarginMode
 from exchange.events import MatchingEvent
 from exchange.orders import Side
@@ -56,6 +57,16 @@ class MarketEvent(msgspec.Struct, tag="market", tag_field="type", frozen=True):
 
     symbol: str
     event: MatchingEvent
+
+
+class OrderPlaced(msgspec.Struct, tag="placed", tag_field="type", frozen=True):
+    """The terms of an order the engine accepted, with the id it has (the engine's own when
+    the command asked for one): just before the order's ``Accepted``. The event log carries
+    them so that a reader of it alone (a gateway) knows every order's side, price, type and
+    flags, without reading the command log as well."""
+
+    symbol: str
+    order: PlaceOrder
 
 
 class TransferReason(StrEnum):
@@ -206,6 +217,7 @@ EngineEvent = (
     | LoggedIn
     | CommandRejected
     | MarketEvent
+    | OrderPlaced
     | Transfer
     | PositionUpdate
     | LeverageChanged

@@ -52,7 +52,7 @@ class Replay:
     def __call__(self, command: EngineCommand, *, duplicate: bool = False) -> Changes:
         self.time += 1
         result = CommandResult(f"c{next(self._ids)}", self.engine.process(command), duplicate)
-        return self.model.apply(result, command, self.time)
+        return self.model.apply(result, self.time)
 
 
 def order(symbol: str = "BTCUSDT", **fields: object) -> OrderCommand:
@@ -205,7 +205,7 @@ def test_each_fill_carries_the_realized_pnl_the_engine_gave_its_side() -> None:
     events = replay.engine.process(command)
     realized = {e.account: e.realized_pnl for e in events if isinstance(e, PositionUpdate)}
     replay.time = time
-    closed = replay.model.apply(CommandResult("close", events), command, time)
+    closed = replay.model.apply(CommandResult("close", events), time)
     by_account = {account: fill.realized_pnl for account, fill in closed.fills}
     assert by_account == realized
     assert realized[A] < 0 < realized[B]  # A shorted at 60,000 and bought back at 60,100

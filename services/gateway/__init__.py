@@ -1,7 +1,7 @@
 """The websocket gateway: the exchange's front door for bots and people (docs/gateway-protocol.md).
 
-A gateway instance holds no state of its own that matters: it follows the engine's command and
-event logs into a read model (``read_model``), sends every trading request to the engine as a
+A gateway instance holds no state of its own that matters: it follows the engine's event log
+into a read model (``read_model``), sends every trading request to the engine as a
 command (``command_sender``) and answers it from the engine's result, and pushes streams to the
 connections subscribed (``streams``). So any number of instances can run side by side, and a
 client sees the same exchange whichever one it is connected to.

@@ -1,13 +1,10 @@
-"""What a gateway knows of the exchange: the command and event logs, folded. Pure, no I/O.
+"""What a gateway knows of the exchange: the engine's event log, folded. Pure, no I/O.
 
-Why both logs: the events say what happened to an order (``Accepted``, ``Trade``,
-``Cancelled``…) but not its terms (side, price, type, flags), which only its ``PlaceOrder``
-command holds. The engine writes one event record per command record, carrying its offset, and
-one result per command in the record's order, so the two join exactly (``log_follower``).
-Everything else (balances, positions, books, the key → account map, funding settlements)
-comes from the events.
+Orders, balances, positions, books, the key → account map and funding settlements all come
+from the events; an order's terms (side, price, type, flags, label) from the ``OrderPlaced``
+the engine puts just before its ``Accepted``.
 
-Every instance folds the same logs from their beginning, so every instance answers the same,
+Every instance folds the same log from its beginning, so every instance answers the same,
 and a client may use any of them. ``apply`` returns what changed, for the pushes.
 """
 
@@ -17,7 +14,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from exchange.commands import PlaceOrder
-from exchange.engine_commands import EngineCommand, MarginMode, OrderCommand
+from exchange.engine_commands import MarginMode
 from exchange.engine_events import (
     AccountCreated,
     Deleveraged,
@@ -28,6 +25,7 @@ from exchange.engine_events import (
     MarkChanged,
     MarketEvent,
     OrderMarginChanged,
+    OrderPlaced,
     PositionUpdate,
     Transfer,
     TransferReason,
@@ -55,7 +53,7 @@ OrderKey = tuple[str, int]
 
 
 class OrderState(msgspec.Struct, kw_only=True):
-    """One order: its terms from the command, its progress from the events."""
+    """One order: its terms (``OrderPlaced``) and its progress, from the events."""
 
     symbol: str
     order_id: int
@@ -278,9 +276,8 @@ class ReadModel:
 
     # ----------------------------------------------------------------------------- applying
 
-    def apply(self, result: CommandResult, command: EngineCommand | None, time: int) -> Changes:
-        """Fold one command's result in; ``command`` is None if its record did not decode
-        here (its orders' terms are then unknown and they are not tracked)."""
+    def apply(self, result: CommandResult, time: int) -> Changes:
+        """Fold one command's result in; ``time`` is its record's event time."""
         changes = Changes()
         if time > self.time:
             self.time = time
@@ -289,9 +286,8 @@ class ReadModel:
                     changes.tickers[symbol] = None
         if result.duplicate:  # the first result's events again: nothing happened twice
             return changes
-        placed = None
-        if isinstance(command, OrderCommand) and isinstance(command.order, PlaceOrder):
-            placed = command.order
+        placed: PlaceOrder | None = None
+        """The terms of the order whose ``Accepted`` comes next (``OrderPlaced``)."""
         flows: dict[str, tuple[int, int]] = {}
         """Per funding pool, (paid in, paid out) by this result's funding transfers, which
         come before their ``FundingSettled``."""
@@ -306,6 +302,8 @@ class ReadModel:
             elif isinstance(event, FundingSettled):
                 if event.symbol in self.specs:
                     self._settled(event, flows.get(funding_pool(event.symbol), (0, 0)), changes)
+            elif isinstance(event, OrderPlaced):
+                placed = event.order
             elif isinstance(event, AccountCreated):
                 self.accounts[event.key_hash] = event.account
             elif isinstance(event, MarkChanged):
@@ -384,7 +382,7 @@ class ReadModel:
         elif isinstance(event, Trade):
             self._trade(symbol, event, changes, unsettled)
         elif isinstance(event, Accepted):
-            if placed is not None and placed.account == event.account:
+            if placed is not None and placed.order_id == event.order_id:
                 self._accepted(symbol, event, placed, changes)
         elif isinstance(event, Cancelled | Expired):
             order = self._open(event.account, symbol, event.order_id)

@@ -33,7 +33,7 @@ from services.gateway.command_sender import CommandSender
 from services.gateway.config import GatewayConfig, gateway_config
 from services.gateway.connection import Connection
 from services.gateway.convert import Markets
-from services.gateway.log_follower import LogFollower, Pair
+from services.gateway.log_follower import LogFollower
 from services.gateway.price_board import PriceBoard, PriceKind
 from services.gateway.read_model import Changes, ReadModel
 from services.gateway.session import Session
@@ -44,6 +44,7 @@ from services.health import health_routes
 from services.prices import PRICE_DECODER
 from services.risk_messages import RISK_DECODER, RiskMessage
 from services.settings import Settings
+from services.wire import EventBatch
 
 log = structlog.get_logger("gateway")
 
@@ -192,10 +193,10 @@ class Gateway:
             prices = asyncio.create_task(self._follow_prices(stop))
             risk = asyncio.create_task(self._follow_risk(stop))
             while not stop.is_set():
-                pairs = await self.follower.poll(_POLL_MS)
-                for pair in pairs:
-                    self._apply(pair)
-                if pairs:
+                batches = await self.follower.poll(_POLL_MS)
+                for batch in batches:
+                    self._apply(batch)
+                if batches:
                     self.end_step()
                 for task in (prices, risk):
                     if task.done():
@@ -236,20 +237,14 @@ class Gateway:
             for message in await self.risk_follower.poll(_POLL_MS):
                 self.publish_risk(message)
 
-    def _apply(self, pair: Pair) -> None:
+    def _apply(self, events: EventBatch) -> None:
         """Fold one event record in; after each command's result, answer its request (if it
         is ours) and push what it changed."""
-        commands, events = pair
         if events.error:
             log.warning("engine_refused_record", offset=events.offset, error=events.error)
-        envelopes = commands.commands if commands is not None else []
-        time = commands.time if commands is not None else self.model.time
-        for index, result in enumerate(events.results):
-            envelope = envelopes[index] if index < len(envelopes) else None
-            command = (
-                envelope.command if envelope is not None and envelope.id == result.id else None
-            )
-            changes = self.model.apply(result, command, time)
+        time = events.time or self.model.time
+        for result in events.results:
+            changes = self.model.apply(result, time)
             self.sender.resolve(result)
             self.publish(changes)
         self.model.offset = events.offset
