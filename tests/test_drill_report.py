@@ -18,6 +18,7 @@ from exchange.engine_events import (
     Liquidation,
     LiquidationStep,
     MarkChanged,
+    PositionUpdate,
     Transfer,
     TransferReason,
 )
@@ -77,6 +78,12 @@ async def recorded_result() -> dict[str, Any]:
         1_000,
         result("drill-1", deposit(1, 1_000), deposit(2, 1_000)),
         result("drill-2", Transfer("external", FUND, 50 * USDT, TransferReason.INSURANCE_FUNDING)),
+        result(
+            "drill-3",  # the population's positions: 1 long 100 lots, 2 short as much
+            PositionUpdate(1, "BTCUSDT", 100, 100 * 600_000, 0, 0),
+            PositionUpdate(2, "BTCUSDT", -100, 100 * 600_000, 0, 0),
+            PositionUpdate(2, "ETHUSDT", 7, 7 * 30_000, 0, 0),  # another market's: not counted
+        ),
     )
     # A settlement during the setup: its remainder is in the fund's "before", not its change.
     feed(
@@ -122,6 +129,10 @@ async def recorded_result() -> dict[str, Any]:
             Transfer(FUND, "pnl:BTCUSDT", 2 * USDT, TransferReason.LIQUIDATION_SHORTFALL),
             liquidation,
             Deleveraged("BTCUSDT", 1, 2, Side.BUY, 40, 589_000, 1),
+            # 60 lots sold into the book (to 3), 40 taken over by 2, whose short shrinks
+            PositionUpdate(1, "BTCUSDT", 0, 0, 0, 0),
+            PositionUpdate(3, "BTCUSDT", 60, 60 * 589_000, 0, 0),
+            PositionUpdate(2, "BTCUSDT", -60, 60 * 600_000, 0, 0),
         ),
     )
     liquidate = CommandBatch([CommandEnvelope("liq-2-1-", Liquidate(account=1))], time=T0 + 1_000)
@@ -171,6 +182,9 @@ async def test_the_result_holds_what_the_logs_said() -> None:
     assert result["insurance"]["after"] == 55 * USDT + 1 + 3
     assert result["bad_debt"]["fund_paid_shortfalls"] == 2 * USDT
     assert result["adl"]["events"] == 1 and result["adl"]["lots"] == 40
+    interest = result["open_interest"]
+    assert (interest["before"], interest["after"], interest["low"]) == (100, 60, 60)
+    assert (interest["before_qty"], interest["after_qty"]) == ("0.100", "0.060")
     latency = result["latency"]
     assert latency["mark_crossing_to_liquidate_ms"]["p99"] == 15.0
     assert latency["liquidate_commands"] == 1 and latency["liquidate_resent"] == 1
@@ -189,6 +203,7 @@ async def test_the_report_draws_the_cascade(tmp_path: Path) -> None:
     text = page.read_text(encoding="utf-8")
     assert "Every invariant held." in text and "data:image/png;base64," in text
     assert "2025-06-01T00:01:00.000Z" in text  # the funding table's row
+    assert "0.100 → 0.060 (lowest 0.060)" in text  # the open interest's headline
 
 
 async def test_each_broken_invariant_fails_the_drill() -> None:

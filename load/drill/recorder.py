@@ -34,6 +34,7 @@ from exchange.engine_events import (
     Liquidation,
     MarkChanged,
     MarketEvent,
+    PositionUpdate,
     Transfer,
     TransferReason,
 )
@@ -81,6 +82,14 @@ class Recorder:
         self.insurance_after_baseline = Counter[str]()
         self.insurance_path: list[tuple[int, int]] = []
         self.insurance_low: int | None = None
+        self.sizes: dict[int, int] = {}
+        """Every account's position in the drill's market, in lots (``PositionUpdate``)."""
+        self.open_interest = 0
+        """Σ of the long positions in the drill's market, in lots."""
+        self.open_interest_path: list[tuple[int, int]] = []
+        self.open_interest_baseline = 0
+        """The open interest when the baseline was taken: the population's, before the path."""
+        self.open_interest_low: int | None = None
         self.liquidations: list[dict[str, Any]] = []
         self.adl: list[tuple[int, int, int, int, int]] = []
         """(time, account, counterparty, lots, price)"""
@@ -225,6 +234,10 @@ class Recorder:
                     elif ours and type(inner) is Rejected:
                         assert isinstance(inner, Rejected)
                         self._rejected(f"order.{inner.reason}", result.id, inner.message)
+                elif kind is PositionUpdate:
+                    assert isinstance(event, PositionUpdate)
+                    if event.symbol == self.spec.symbol:
+                        self._position(event)
                 elif kind is MarkChanged:
                     assert isinstance(event, MarkChanged)
                     if event.symbol == self.spec.symbol:
@@ -251,9 +264,19 @@ class Recorder:
         fund = self.balances.get(INSURANCE, 0)
         if fund != fund_before or not self.insurance_path:
             self.insurance_path.append((time, fund))
+        interest = self.open_interest
+        if not self.open_interest_path or self.open_interest_path[-1][1] != interest:
+            self.open_interest_path.append((time, interest))
         if self.baseline is not None:
             low = self.insurance_low
             self.insurance_low = fund if low is None else min(low, fund)
+            lowest = self.open_interest_low
+            self.open_interest_low = interest if lowest is None else min(lowest, interest)
+
+    def _position(self, event: PositionUpdate) -> None:
+        before = self.sizes.get(event.account, 0)
+        self.sizes[event.account] = event.size
+        self.open_interest += max(event.size, 0) - max(before, 0)
 
     def _transfer(self, event: Transfer) -> None:
         balances = self.balances
@@ -331,6 +354,8 @@ class Recorder:
         self.baseline = dict(self.balances)
         self.baseline_time = self.last_time
         self.insurance_low = self.balances.get(INSURANCE, 0)
+        self.open_interest_baseline = self.open_interest
+        self.open_interest_low = self.open_interest
 
     def totals(self, balances: dict[str, int]) -> dict[str, int]:
         """Balances summed by kind of address, every kind present."""

@@ -2,10 +2,11 @@
 
 The figure has four panels on one axis of event time (minutes from the path's start): the
 index, mark and last price with a red mark at every moment a liquidation step happened; the
-liquidation steps per interval (partial and full, stacked); the insurance fund; the ADL notices
-per interval. The page adds the headline figures, the invariants, the conservation table, the
-crossing → command latency and the table of funding settlements. Floats appear here only, for
-drawing; every figure printed comes from the result's integers.
+liquidation steps per interval (partial and full, stacked); the insurance fund and the open
+interest (Σ of the long positions); the ADL notices per interval. The page adds the headline
+figures, the invariants, the conservation table, the crossing → command latency and the table
+of funding settlements. Floats appear here only, for drawing; every figure printed comes from
+the result's integers.
 
 Rendering needs the result alone (``render_report``), so a stored ``result.json`` can be drawn
 again without running the drill.
@@ -101,7 +102,19 @@ def cascade_png(result: dict[str, Any], dpi: int = 80) -> bytes:
             color="green",
         )
     fund.axhline(0, color="grey", linewidth=0.5)
-    fund.set_ylabel("insurance fund (USDT)")
+    fund.set_ylabel("insurance fund (USDT, —)")
+    interest = result["open_interest"]
+    if interest["path"]:
+        lot = float(Decimal(interest["lot"]))
+        held = fund.twinx()
+        held.step(
+            [minutes(t) for t, _ in interest["path"]] + [minutes(result["run"]["path_last_time"])],
+            [n * lot for _, n in interest["path"]] + [interest["path"][-1][1] * lot],
+            where="post",
+            color="steelblue",
+            linestyle="--",
+        )
+        held.set_ylabel("open interest (- -)")
     adl_series = result["adl"]["series"]
     adl.bar(
         [minutes(t) for t, _ in adl_series],
@@ -136,6 +149,7 @@ def headline(result: dict[str, Any]) -> list[tuple[str, str]]:
     """The figures a person looks at first, as label and text."""
     liquidations = result["liquidations"]
     insurance = result["insurance"]
+    interest = result["open_interest"]
     latency = result["latency"]["mark_crossing_to_liquidate_ms"]
     conservation = result["conservation"]
     return [
@@ -149,6 +163,11 @@ def headline(result: dict[str, Any]) -> list[tuple[str, str]]:
             "insurance fund",
             f"{insurance['before_usdt']} → {insurance['after_usdt']} USDT "
             f"(lowest {usdt(insurance['low'])})",
+        ),
+        (
+            "open interest",
+            f"{interest['before_qty']} → {interest['after_qty']} "
+            f"(lowest {interest['low_qty']}); Σ of the long positions",
         ),
         (
             "ADL",

@@ -58,6 +58,9 @@ def build_result(
     modes = Counter(entry["mode"] for entry in liquidations)
     notional = sum(entry["notional"] for entry in liquidations)
     uncovered = sum(entry["uncovered"] for entry in liquidations)
+    interest_low = recorder.open_interest_low
+    if interest_low is None:
+        interest_low = recorder.open_interest_baseline
     shortfalls = -recorder.insurance_after_baseline.get("liquidation_shortfall", 0)
     baseline = recorder.baseline or {}
     before = recorder.totals(baseline)
@@ -109,6 +112,16 @@ def build_result(
             "liquidation_steps_sum": steps_fund,
             "funding_remainders": remainders,
             "path": [[t, b] for t, b in _thin_pairs(recorder.insurance_path)],
+        },
+        "open_interest": {
+            "before": recorder.open_interest_baseline,
+            "after": recorder.open_interest,
+            "low": interest_low,
+            "lot": spec.lot_size,
+            "before_qty": spec.lots_to_str(recorder.open_interest_baseline),
+            "after_qty": spec.lots_to_str(recorder.open_interest),
+            "low_qty": spec.lots_to_str(interest_low),
+            "path": [[t, lots] for t, lots in _thin_pairs(recorder.open_interest_path)],
         },
         "adl": {
             "events": len(recorder.adl),
