@@ -87,6 +87,7 @@ class Recorder:
         self.open_interest = 0
         """Σ of the long positions in the drill's market, in lots."""
         self.open_interest_path: list[tuple[int, int]] = []
+        """(event time, open interest) at each change, from the baseline on."""
         self.open_interest_baseline = 0
         """The open interest when the baseline was taken: the population's, before the path."""
         self.open_interest_low: int | None = None
@@ -356,6 +357,7 @@ class Recorder:
         self.insurance_low = self.balances.get(INSURANCE, 0)
         self.open_interest_baseline = self.open_interest
         self.open_interest_low = self.open_interest
+        self.open_interest_path = [(self.last_time, self.open_interest)]  # from the path's start
 
     def totals(self, balances: dict[str, int]) -> dict[str, int]:
         """Balances summed by kind of address, every kind present."""

@@ -114,6 +114,7 @@ def cascade_png(result: dict[str, Any], dpi: int = 80) -> bytes:
             color="steelblue",
             linestyle="--",
         )
+        held.set_ylim(bottom=0)
         held.set_ylabel("open interest (- -)")
     adl_series = result["adl"]["series"]
     adl.bar(
