@@ -261,6 +261,9 @@ class Engine:
         }
         self.time = 0
         """Event time (ms), from ``advance_time``; 0 until the first."""
+        self._next_expiry: int | None = None
+        """The soonest ``expire_time`` in the markets' expiry queues (its order may have ended
+        sooner): ``process`` looks for due orders only once event time has reached it."""
         self.accounts: dict[int, dict[str, MarketAccount]] = {}
         self.ledger = Ledger()
         self.keys: dict[str, int] = {}
@@ -292,8 +295,14 @@ class Engine:
         }
 
     def process(self, cmd: EngineCommand) -> list[EngineEvent]:
-        """Apply one command; return its events in the order they happened."""
-        out = self._handlers[type(cmd)](cmd)
+        """Apply one command; return its events in the order they happened: first the expiries
+        of orders whose time has come (``_expire_due``), then the command's own."""
+        due = self._next_expiry
+        if due is not None and due <= self.time:
+            out = self._expire_due()
+            out += self._handlers[type(cmd)](cmd)
+        else:
+            out = self._handlers[type(cmd)](cmd)
         if out:
             self._report_order_margins(out)
         return out
@@ -374,6 +383,8 @@ class Engine:
                     market.client_ids.add(request.account, label, request.order_id)
                 if expire_time is not None:
                     market.expiries.add((expire_time, request.order_id))
+                    if self._next_expiry is None or expire_time < self._next_expiry:
+                        self._next_expiry = expire_time
             return out
         if isinstance(request, CancelOrder | AmendOrder) and request.client_order_id is not None:
             named = self._named_by_label(market, request)
@@ -633,29 +644,35 @@ class Engine:
         market = self.markets.get(cmd.symbol)
         if market is None:
             return [_rejected(CommandError.UNKNOWN_MARKET, f"no market {cmd.symbol}")]
-        expired = self._expire_due(market)
         events = self._settle(market, market.book.process(SetMarkPrice(price=cmd.price)), None)
         if market.book.mark == cmd.price:
             events.insert(0, MarkChanged(cmd.symbol, cmd.price))
-        return expired + events
+        return events
 
-    def _expire_due(self, market: Market) -> list[EngineEvent]:
-        """End the market's orders whose ``expire_time`` event time has reached.
+    def _expire_due(self) -> list[EngineEvent]:
+        """End every order whose ``expire_time`` event time has reached.
 
-        Why at a mark price: time passing is no command, and an event must belong to the
-        result of one. The oracle's ``MarkPrice`` comes about every second and is already the
-        command that time-driven order events (mark-triggered stops) come with, so an order
-        expires with the first mark of its market at or after its time, before that mark moves
-        anything. Soonest first, then by order id: the same on every replay."""
+        Why with the next command, whatever it is: time passing is no command, and an event
+        must belong to the result of one. Live, commands come every second at least (the
+        oracle's marks), so an order ends within about a second of its time, in a market
+        nobody trades too. The expiries come before the command's own events: time passed
+        before the command. Market by market in the specs' order, soonest first, then by order
+        id: the same on every replay."""
         out: list[EngineEvent] = []
-        due = market.expiries
-        while due and due[0][0] <= self.time:
-            expire_time, order_id = due.pop(0)
-            terms = market.book.live_terms(order_id)
-            if terms is None or terms.expire_time != expire_time:
-                continue  # ended before its time (the id may be another order's now)
-            out.extend(self._settle(market, market.book.expire(order_id), None))
+        for market in self.markets.values():
+            due = market.expiries
+            while due and due[0][0] <= self.time:
+                expire_time, order_id = due.pop(0)
+                terms = market.book.live_terms(order_id)
+                if terms is None or terms.expire_time != expire_time:
+                    continue  # ended before its time (the id may be another order's now)
+                out.extend(self._settle(market, market.book.expire(order_id), None))
+        self._next_expiry = self._soonest_expiry()
         return out
+
+    def _soonest_expiry(self) -> int | None:
+        soonest = [market.expiries[0][0] for market in self.markets.values() if market.expiries]
+        return min(soonest) if soonest else None
 
     # ----------------------------------------------------------------- money
 
@@ -1309,6 +1326,7 @@ class Engine:
         engine.next_account = state.next_account
         engine.next_order_id = state.next_order_id
         engine.time = state.time
+        engine._next_expiry = engine._soonest_expiry()
         return engine
 
     def total_balance(self) -> int:

@@ -149,7 +149,7 @@ def add_trade_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPars
         type=int,
         metavar="SECONDS",
         help="good till date: the order ends if still open this many seconds from the "
-        "gateway's clock (at the first mark price after)",
+        "gateway's clock (within about a second after)",
     )
 
     amend = action("amend", _amend, "change a resting limit order's price and/or quantity")

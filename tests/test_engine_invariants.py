@@ -30,7 +30,7 @@ from exchange import liquidation
 from exchange.client_ids import ClientIds
 from exchange.commands import CancelOrder, PlaceOrder
 from exchange.engine import Engine, EngineState, MarginLevel
-from exchange.engine_commands import EngineCommand, Liquidate, MarkPrice, OrderCommand
+from exchange.engine_commands import EngineCommand, Liquidate, OrderCommand
 from exchange.engine_events import (
     EngineEvent,
     Liquidation,
@@ -122,14 +122,21 @@ def live_label(engine: Engine, cmd: EngineCommand) -> bool:
     if label is None or market is None:
         return False
     owner = market.client_ids.live(cmd.order.account, label)
-    return owner is not None and market.book.knows(owner)
+    return owner is not None and lives_on(engine, cmd.symbol, owner)
 
 
-def overdue(engine: Engine, symbol: str) -> list[int]:
-    """Live orders of the market whose expiry time has come: none right after a mark price."""
+def lives_on(engine: Engine, symbol: str, order_id: int) -> bool:
+    """Whether the order is live and stays so through the expiries before the next command."""
+    terms = engine.markets[symbol].book.live_terms(order_id)
+    return terms is not None and (terms.expire_time is None or terms.expire_time > engine.time)
+
+
+def overdue(engine: Engine) -> list[int]:
+    """Live orders whose expiry time has come: none after any command."""
     return [
         order.order_id
-        for order in engine.markets[symbol].book.snapshot().orders
+        for market in engine.markets.values()
+        for order in market.book.snapshot().orders
         if order.cmd.expire_time is not None and order.cmd.expire_time <= engine.time
     ]
 
@@ -143,7 +150,8 @@ def labelled_target(engine: Engine, cmd: EngineCommand) -> int | None:
     market = engine.markets.get(cmd.symbol)
     if label is None or market is None:
         return None
-    return market.client_ids.live(cmd.order.account, label) or 0
+    owner = market.client_ids.live(cmd.order.account, label)
+    return owner if owner is not None and lives_on(engine, cmd.symbol, owner) else 0
 
 
 def cancelled_ids(events: list[EngineEvent]) -> list[int]:
@@ -203,15 +211,14 @@ def run_checked(commands: list[EngineCommand], *, recount_every: int) -> tuple[E
     for step, cmd in enumerate(commands):
         account = cmd.order.account if isinstance(cmd, OrderCommand) else None
         before = engine.available(account) if account is not None else 0
+        engine.advance_time(time_at(step + 1))
         label_taken = live_label(engine, cmd)
         named = labelled_target(engine, cmd)
-        engine.advance_time(time_at(step + 1))
         events = engine.process(cmd)
         assert refused_as_duplicate(events) == label_taken, (step, cmd, events)
         if named is not None:  # a cancel by label ends exactly the live order with it
             assert cancelled_ids(events) == ([named] if named else []), (step, cmd, events)
-        if isinstance(cmd, MarkPrice):
-            assert not overdue(engine, cmd.symbol), (step, cmd, events)
+        assert not overdue(engine), (step, cmd, events)
         check_state(engine, recount=step % recount_every == 0)
         check_order_margins(engine, events, reported)
         if isinstance(cmd, Liquidate):

@@ -1,7 +1,8 @@
-"""Orders with an expiry time (Binance's GTD): they end with the first mark price of their market
-at or after that event time, give back what they held, and are refused when they could never
-rest. The random streams of ``test_engine_invariants`` check after every mark that no live order
-is overdue; these are the cases by name. Market and helpers: ``test_engine``.
+"""Orders with an expiry time (Binance's GTD): they end with the first command the engine
+processes at or after that event time, whatever command and market it is, before its own
+events; they give back what they held, and are refused when they could never rest. The random
+streams of ``test_engine_invariants`` check after every command that no live order is overdue;
+these are the cases by name. Market and helpers: ``test_engine``.
 """
 
 import msgspec
@@ -10,8 +11,8 @@ from test_engine import OTHER, SPEC, engine, order, rejections, run
 
 from exchange.commands import CancelOrder
 from exchange.engine import Engine, EngineState
-from exchange.engine_commands import MarkPrice, OrderCommand
-from exchange.engine_events import EngineEvent, MarketEvent, OrderMarginChanged
+from exchange.engine_commands import Deposit, MarkPrice, OrderCommand
+from exchange.engine_events import EngineEvent, MarketEvent, OrderMarginChanged, Transfer
 from exchange.events import Expired, ExpireReason, Rejected, RejectReason
 from exchange.orders import OrderType, Side, TimeInForce
 
@@ -39,14 +40,16 @@ def mark_at(e: Engine, time: int, price: int = 100) -> list[EngineEvent]:
     return run(e, MarkPrice(symbol="TEST", price=price))
 
 
-def test_an_order_expires_with_the_first_mark_at_or_after_its_time() -> None:
+def test_an_order_expires_with_the_first_command_at_or_after_its_time() -> None:
     e = started()
     run(e, order(1, BUY, 3, 95, order_id=1, expire_time=T0 + 60_000))
     assert expired(mark_at(e, T0 + 59_999)) == []
-    e.advance_time(T0 + 70_000)  # time passes, but nothing ends an order without a mark
+    e.advance_time(T0 + 70_000)  # time passes, but an event needs a command to belong to
     assert e.markets["TEST"].book.knows(1)
-    events = mark_at(e, T0 + 70_001)
+    events = run(e, Deposit(account=2, amount=1))  # any command, of any market or none
     assert expired(events) == [(1, ExpireReason.GTD)]
+    kinds = [type(x.event if isinstance(x, MarketEvent) else x) for x in events]
+    assert kinds.index(Expired) < kinds.index(Transfer)  # the command's own events after
     assert not e.markets["TEST"].book.knows(1)
     assert e.markets["TEST"].book.depth(5)[0] == []
     margins = [x for x in events if isinstance(x, OrderMarginChanged)]
