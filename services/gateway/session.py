@@ -257,14 +257,11 @@ class Session:
                 return views.margin(model, self.streams.risk, account)
         raise AssertionError(f"no handler for {type(request).__name__}")
 
-    def _named_order(
-        self, account: int, request: protocol.GetOrder | protocol.AmendOrder | protocol.CancelOrder
-    ) -> tuple[str, int]:
-        """The market and engine id of the order a request names: its ``order_id``, or the
+    def _named_order(self, account: int, request: protocol.GetOrder) -> tuple[str, int]:
+        """The market and engine id of the order a query names: its ``order_id``, or the
         account's latest order in the market with its ``client_order_id`` (open or recently
-        finished), as the read model knows it. The engine's commands name orders by id only,
-        so a label is looked up here, as of the last result read: a label placed but not yet
-        answered is not found."""
+        finished), as the read model knows it, as of the last result read. (Amends and cancels
+        by label are the engine's lookup: ``convert``.)"""
         symbol = self.markets.spec(request.symbol).symbol
         if request.order_id is not None:
             return symbol, request.order_id
