@@ -910,10 +910,11 @@ class Engine:
         order_id = self._new_order_id(market)
         side = Side.BUY if closing_buy else Side.SELL
         events = market.book.liquidate(order_id, account_id, side, qty, limit)
-        fee = filled = 0
+        fee = filled = filled_value = 0
         for event in events:
             if type(event) is Trade and event.taker_order_id == order_id:
                 filled += event.qty
+                filled_value += event.price * event.qty
                 fee += liquidation.clearance_fee(
                     event.price, event.qty, multiplier, spec.liquidation_fee
                 )
@@ -957,6 +958,9 @@ class Engine:
                 fee=fee,
                 insurance=self.ledger.balance(INSURANCE) - fund_before,
                 uncovered=uncovered,
+                order_id=order_id,
+                qty=qty,
+                filled_value=filled_value,
             )
         )
 

@@ -165,7 +165,9 @@ class Liquidation(msgspec.Struct, tag="liquidation", tag_field="type", frozen=Tr
     ``bankruptcy_price``. ``fee`` is the clearance fee, ``insurance`` the fund's net change in
     the step (fee included; negative when it paid a shortfall), ``uncovered`` a loss that
     neither the fund nor ADL could take: always 0 unless a rule is broken, and reported so that
-    a drill can prove it.
+    a drill can prove it. ``order_id`` and ``qty`` are the step's IOC order's (its fills carry
+    the id), ``filled_value`` is Σ price × qty of those fills (tick·lots): what a front needs
+    to show the step as the liquidation order it was (Binance's ``forceOrders``).
     """
 
     account: int
@@ -181,6 +183,9 @@ class Liquidation(msgspec.Struct, tag="liquidation", tag_field="type", frozen=Tr
     fee: int
     insurance: int
     uncovered: int
+    order_id: int = 0
+    qty: int = 0
+    filled_value: int = 0
 
 
 class Deleveraged(msgspec.Struct, tag="adl", tag_field="type", frozen=True):

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from exchange.commands import PlaceOrder
+from exchange.engine_events import Liquidation
 from exchange.events import ExpireReason
 from exchange.market import MarketSpec
 from exchange.orders import CONDITIONAL_TYPES, OrderType, Side, TriggerBy
@@ -20,7 +21,7 @@ from services.binance import client_orders
 from services.binance.margin_figures import AccountFigures, PositionFigures
 from services.binance.market_history import Candle, PublicTrade
 from services.gateway.protocol import OrderStatus
-from services.gateway.read_model import FillState, OrderState, ReadModel
+from services.gateway.read_model import FillState, OrderState, ReadModel, Stamped
 from services.gateway.views import Views, rate
 
 Json = dict[str, Any]
@@ -400,6 +401,47 @@ class Formats:
             "updateTime": state.updated,
             "triggerTime": state.updated if state.triggered else 0,
             "goodTillDate": terms.expire_time or 0,
+        }
+
+    def force_order(self, stamped: Stamped) -> Json:
+        """An account's liquidation step, or an ADL that closed part of its position, as
+        Binance's ``forceOrders`` shows them: an IOC limit order, ``autoclose-<orderId>`` for a
+        liquidation (the step's order: its book fills, and for a full step the rest deleveraged
+        at the bankruptcy price), ``adl_autoclose`` for an ADL (no order of the engine's: its
+        ``orderId`` is 0)."""
+        event = stamped.event
+        spec = self.markets.specs[event.symbol]
+        if isinstance(event, Liquidation):
+            executed = event.filled + event.deleveraged
+            value = event.filled_value + event.deleveraged * event.bankruptcy_price
+            order_id, client_id = event.order_id, f"autoclose-{event.order_id}"
+            order_side = Side.SELL if event.size > 0 else Side.BUY
+            price, qty = event.limit_price, event.qty
+        else:
+            executed, value = event.qty, event.qty * event.price
+            order_id, client_id = 0, f"adl_autoclose-{stamped.time}"
+            order_side, price, qty = event.side, event.price, event.qty
+        return {
+            "orderId": order_id,
+            "symbol": event.symbol,
+            "status": "FILLED" if executed == qty else "EXPIRED",
+            "clientOrderId": client_id,
+            "price": spec.ticks_to_str(price),
+            "avgPrice": average(value, executed, spec),
+            "origQty": spec.lots_to_str(qty),
+            "executedQty": spec.lots_to_str(executed),
+            "cumQuote": self.money(value * spec.multiplier),
+            "timeInForce": "IOC",
+            "type": "LIMIT",
+            "reduceOnly": False,
+            "closePosition": False,
+            "side": side(order_side),
+            "positionSide": "BOTH",
+            "stopPrice": "0",
+            "workingType": "CONTRACT_PRICE",
+            "origType": "LIMIT",
+            "time": stamped.time,
+            "updateTime": stamped.time,
         }
 
     def user_trade(self, fill: FillState) -> Json:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from exchange import commands as core
 from exchange import engine_commands as engine
 from exchange.engine_commands import MarginMode
+from exchange.engine_events import Deleveraged, Liquidation
 from exchange.orders import CONDITIONAL_TYPES
 from services.binance import batch_params, client_orders, errors, margin_figures, order_params
 from services.binance.batch_params import Item
@@ -28,6 +29,11 @@ from services.wire import CommandResult
 class MarginTypeName(StrEnum):
     ISOLATED = "ISOLATED"
     CROSSED = "CROSSED"
+
+
+class AutoCloseType(StrEnum):
+    LIQUIDATION = "LIQUIDATION"
+    ADL = "ADL"
 
 
 class PrivateApi:
@@ -57,6 +63,7 @@ class PrivateApi:
             Endpoint("GET", f"{v1}/allAlgoOrders", s, self.all_algo_orders, weight=5),
             Endpoint("DELETE", f"{v1}/algoOpenOrders", s, self.cancel_all, orders=1),
             Endpoint("GET", f"{v1}/userTrades", s, self.user_trades, weight=5),
+            Endpoint("GET", f"{v1}/forceOrders", s, self.force_orders, weight=20),
             Endpoint("POST", f"{v1}/leverage", s, self.leverage),
             Endpoint("POST", f"{v1}/marginType", s, self.margin_type),
             Endpoint("POST", f"{v1}/positionMargin", s, self.position_margin),
@@ -357,6 +364,28 @@ class PrivateApi:
         limit = params.limit(500, 1_000)
         chosen = fills[:limit] if from_id is not None or start is not None else fills[-limit:]
         return [self.c.formats.user_trade(fill) for fill in chosen]
+
+    async def force_orders(self, call: Call) -> object:
+        """The account's liquidation steps and ADLs, oldest first, from what the read model
+        keeps of them (``EXCHANGE_GATEWAY_HISTORY``, the latest 1,000)."""
+        params = call.params
+        symbol = self.c.optional_symbol(params)
+        kind = params.choice("autoCloseType", AutoCloseType)
+        start, end = params.integer("startTime"), params.integer("endTime")
+        wanted = {
+            None: (Liquidation, Deleveraged),
+            AutoCloseType.LIQUIDATION: (Liquidation,),
+            AutoCloseType.ADL: (Deleveraged,),
+        }[kind]
+        steps = [
+            s
+            for s in reversed(self.c.model.account(call.account).liquidations)
+            if isinstance(s.event, wanted)
+            and (symbol is None or s.event.symbol == symbol)
+            and (start is None or s.time >= start)
+            and (end is None or s.time <= end)
+        ]
+        return [self.c.formats.force_order(s) for s in steps[-params.limit(50, 100) :]]
 
     # --------------------------------------------------------------------- account settings
 
