@@ -134,17 +134,12 @@ class PrivateApi:
         return {}
 
     def _find(self, call: Call, symbol: str, *, algo: bool = False) -> int:
-        params = call.params
-        id_name, client_names = (
-            ("algoId", ("clientAlgoId",)) if algo else ("orderId", ("origClientOrderId",))
-        )
-        order_id = params.integer(id_name)
-        if order_id is not None:
-            return order_id
-        client_id = params.first(client_names)
-        if client_id is None:
-            raise errors.mandatory(f"{id_name} or {client_names[0]}")
-        found = client_orders.find(self.c.model, call.account, symbol, client_id)
+        """The id of the order a query or modify names, by its id or its client id as this
+        instance has read the log (``client_orders.find``)."""
+        named = _named(call, algo=algo)
+        if isinstance(named, int):
+            return named
+        found = client_orders.find(self.c.model, call.account, symbol, named)
         if found is None:
             raise BinanceError(errors.NO_SUCH_ORDER, "Order does not exist.")
         return found
@@ -211,19 +206,12 @@ class PrivateApi:
         return self._cancel(call, symbol, self._cancel_target(call, symbol), algo=False)
 
     def _cancel_target(self, call: Call, symbol: str, *, algo: bool = False) -> int | str:
-        """A cancel's order: ``orderId`` (``algoId``), else its client id as
-        ``client_orders.cancel_target`` sends it."""
-        params = call.params
-        id_name, client_name = (
-            ("algoId", "clientAlgoId") if algo else ("orderId", "origClientOrderId")
-        )
-        order_id = params.integer(id_name)
-        if order_id is not None:
-            return order_id
-        client_id = params.text(client_name)
-        if client_id is None:
-            raise errors.mandatory(f"{id_name} or {client_name}")
-        return client_orders.cancel_target(self.c.model, call.account, symbol, client_id)
+        """A cancel's order: its id, else its client id as ``client_orders.cancel_target``
+        sends it."""
+        named = _named(call, algo=algo)
+        if isinstance(named, int):
+            return named
+        return client_orders.cancel_target(self.c.model, call.account, symbol, named)
 
     async def cancel_order(self, call: Call) -> object:
         return await self._cancel_one(call)
@@ -614,3 +602,16 @@ def _as_accepted(body: Json) -> Json:
         "avgPrice": "0",
         "updateTime": body["time"],
     }
+
+
+def _named(call: Call, *, algo: bool) -> int | str:
+    """The order a request names: ``orderId`` (an algo order's ``algoId``), else its client id
+    (``origClientOrderId``, ``clientAlgoId``), one of them mandatory."""
+    id_name, client_name = ("algoId", "clientAlgoId") if algo else ("orderId", "origClientOrderId")
+    order_id = call.params.integer(id_name)
+    if order_id is not None:
+        return order_id
+    client_id = call.params.text(client_name)
+    if client_id is None:
+        raise errors.mandatory(f"{id_name} or {client_name}")
+    return client_id
