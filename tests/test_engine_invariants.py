@@ -117,12 +117,18 @@ def live_label(engine: Engine, cmd: EngineCommand) -> bool:
     orders in that market has."""
     if not isinstance(cmd, OrderCommand) or not isinstance(cmd.order, PlaceOrder):
         return False
-    label = cmd.order.client_order_id
+    return labelled_order(engine, cmd) is not None
+
+
+def labelled_order(engine: Engine, cmd: OrderCommand) -> int | None:
+    """The account's order in the command's market with the command's client order id, if it
+    is live through the expiries before the command; None if there is none."""
+    label = getattr(cmd.order, "client_order_id", None)
     market = engine.markets.get(cmd.symbol)
     if label is None or market is None:
-        return False
+        return None
     owner = market.client_ids.live(cmd.order.account, label)
-    return owner is not None and lives_on(engine, cmd.symbol, owner)
+    return owner if owner is not None and lives_on(engine, cmd.symbol, owner) else None
 
 
 def lives_on(engine: Engine, symbol: str, order_id: int) -> bool:
@@ -146,12 +152,9 @@ def labelled_target(engine: Engine, cmd: EngineCommand) -> int | None:
     (0 if none); None for any other command."""
     if not isinstance(cmd, OrderCommand) or not isinstance(cmd.order, CancelOrder):
         return None
-    label = cmd.order.client_order_id
-    market = engine.markets.get(cmd.symbol)
-    if label is None or market is None:
+    if cmd.order.client_order_id is None:
         return None
-    owner = market.client_ids.live(cmd.order.account, label)
-    return owner if owner is not None and lives_on(engine, cmd.symbol, owner) else 0
+    return labelled_order(engine, cmd) or 0
 
 
 def cancelled_ids(events: list[EngineEvent]) -> list[int]:
