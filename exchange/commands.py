@@ -4,7 +4,7 @@ from typing import Annotated
 
 import msgspec
 
-from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+from exchange.orders import OrderType, PriceMatch, Side, StpMode, TimeInForce, TriggerBy
 
 CLIENT_ORDER_ID_PATTERN = r"^[.A-Z:/a-z0-9_-]{1,36}\Z"
 r"""Binance's rule for ``newClientOrderId``, ``^[.A-Z:/a-z0-9_-]{1,36}$``, with ``\Z`` for ``$``:
@@ -22,7 +22,8 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
     ``callback_rate`` belong to TRAILING_STOP_MARKET. ``tif`` is ignored by market types.
     ``client_order_id`` is the client's label, unique among the account's live orders in the
     market (``exchange.client_ids``). ``expire_time`` (event time, ms) ends an order that can
-    rest, if it still lives then (Binance's GTD): see ``Engine`` (expiries).
+    rest, if it still lives then (Binance's GTD): see ``Engine`` (expiries). ``price_match``
+    (a limit order without ``price``) has the engine take the price from the book.
     """
 
     order_id: int
@@ -40,6 +41,7 @@ class PlaceOrder(msgspec.Struct, tag="place", tag_field="cmd", frozen=True, kw_o
     stp: StpMode = StpMode.EXPIRE_TAKER
     client_order_id: ClientOrderId | None = None
     expire_time: int | None = None
+    price_match: PriceMatch | None = None
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", tag_field="cmd", frozen=True, kw_only=True):

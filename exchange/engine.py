@@ -367,6 +367,11 @@ class Engine:
         if type(request) is PlaceOrder:
             if request.order_id == 0:
                 request = msgspec.structs.replace(request, order_id=self._new_order_id(market))
+            if request.price_match is not None:
+                matched = _match_price(market, request)
+                if isinstance(matched, Rejected):
+                    return [MarketEvent(cmd.symbol, matched)]
+                request = matched
             refusal = self._label_or_expiry_problem(market, request)
             if refusal is not None:
                 return [MarketEvent(cmd.symbol, refusal)]
@@ -1343,6 +1348,25 @@ class Engine:
             account = mine.get(symbol)
             if account is not None:
                 yield account_id, account
+
+
+def _match_price(market: Market, cmd: PlaceOrder) -> PlaceOrder | Rejected:
+    """A ``price_match`` limit order with the price the book gives it now (Binance's
+    ``priceMatch``): the N-th best price of the other side (``OPPONENT_N``) or of its own
+    (``QUEUE_N``). Refused for other types, with a price of its own, or when that side of the
+    book has fewer than N levels."""
+    match = cmd.price_match
+    assert match is not None  # the caller's condition
+    if cmd.type is not OrderType.LIMIT or cmd.price is not None:
+        message = "price_match needs a limit order without a price"
+        return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_ORDER, message)
+    bids, asks = market.book.depth(match.level)
+    is_buy = cmd.side is Side.BUY
+    levels = (asks if is_buy else bids) if match.opponent else (bids if is_buy else asks)
+    if len(levels) < match.level:
+        message = f"no level {match.level} on that side of the book for {match.value}"
+        return Rejected(cmd.order_id, cmd.account, RejectReason.INVALID_ORDER, message)
+    return msgspec.structs.replace(cmd, price=levels[match.level - 1][0])
 
 
 def _announce(out: list[EngineEvent], symbol: str, placed: PlaceOrder) -> None:

@@ -42,6 +42,31 @@ class StpMode(StrEnum):
     EXPIRE_BOTH = "EXPIRE_BOTH"
 
 
+class PriceMatch(StrEnum):
+    """Binance ``priceMatch``: a limit order's price taken from the book when the engine
+    places it. ``OPPONENT_N`` is the N-th best price on the other side, ``QUEUE_N`` the N-th
+    best on the order's own side (``OPPONENT``, ``QUEUE``: the best)."""
+
+    OPPONENT = "OPPONENT"
+    OPPONENT_5 = "OPPONENT_5"
+    OPPONENT_10 = "OPPONENT_10"
+    OPPONENT_20 = "OPPONENT_20"
+    QUEUE = "QUEUE"
+    QUEUE_5 = "QUEUE_5"
+    QUEUE_10 = "QUEUE_10"
+    QUEUE_20 = "QUEUE_20"
+
+    @property
+    def opponent(self) -> bool:
+        return self.value.startswith("OPPONENT")
+
+    @property
+    def level(self) -> int:
+        """Which level, 1 for the best."""
+        _, _, number = self.value.partition("_")
+        return int(number) if number else 1
+
+
 LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 """Types that carry a limit price."""
 

@@ -1,6 +1,8 @@
-"""``closePosition=true`` through the Binance front, engine and broker real: a stop that closes
-whatever the position is when it triggers, shown as Binance shows it (``closePosition`` true,
-``origQty`` 0) and ``FILLED`` once it has closed the position.
+"""Order flags the engine resolves when the order acts, through the Binance front, engine and
+broker real: ``closePosition=true``, a stop that closes whatever the position is when it
+triggers, shown as Binance shows it (``closePosition`` true, ``origQty`` 0) and ``FILLED`` once
+it has closed the position; and ``priceMatch``, a limit order priced from the book as it is
+placed.
 """
 
 import asyncio
@@ -62,3 +64,17 @@ async def test_a_close_position_stop_closes_the_position_it_finds_at_its_trigger
     )
     positions = await system.signed("GET", "/fapi/v2/positionRisk", *trader, symbol="BTCUSDT")
     assert positions[0]["positionAmt"] == "0.000"
+
+
+async def test_a_price_match_order_takes_its_price_from_the_book(system: BinanceSystem) -> None:
+    trader, other = await system.account("10000"), await system.account("10000")
+    book = {"symbol": "BTCUSDT", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010"}
+    for price in ("59000", "59100"):
+        await system.signed("POST", ORDER, *other, **book, side="BUY", price=price)
+    await system.signed("POST", ORDER, *other, **book, side="SELL", price="61000")
+    queued = await system.signed("POST", ORDER, *trader, **book, side="BUY", priceMatch="QUEUE")
+    assert (queued["price"], queued["priceMatch"], queued["status"]) == ("59100.0", "QUEUE", "NEW")
+    status, body = await system.request(
+        "POST", ORDER, *trader, **book, side="BUY", priceMatch="QUEUE_5"
+    )  # two bid levels only
+    assert (status, body["code"]) == (400, -2010) and "no level 5" in body["msg"]

@@ -7,7 +7,7 @@ import pytest
 from test_gateway_read_model import A, B, funded, order
 
 from exchange.default_markets import BTCUSDT
-from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+from exchange.orders import OrderType, PriceMatch, Side, StpMode, TimeInForce, TriggerBy
 from exchange.units import RATE_ONE
 from services.binance import batch_params, client_orders, errors, formats, order_params, signing
 from services.binance.errors import BinanceError
@@ -78,6 +78,23 @@ def test_a_gtd_order_is_the_engines_gtc_with_an_expiry_in_whole_seconds() -> Non
     ignored = {"goodTillDate": "1"}  # only GTD reads it, as on Binance
     command, _ = order_params.place(Params(params | ignored), BTCUSDT, 1, algo=False, now=NOW)
     assert command.order.expire_time is None
+
+
+def test_price_match_goes_to_the_engine_without_a_price() -> None:
+    params = {"side": "BUY", "type": "LIMIT", "quantity": "0.010", "timeInForce": "GTX"}
+    command, _ = order_params.place(
+        Params(params | {"priceMatch": "queue_5"}), BTCUSDT, 1, algo=False, now=NOW
+    )
+    assert (command.order.price, command.order.price_match) == (None, PriceMatch.QUEUE_5)
+    command, _ = order_params.place(
+        Params(params | {"priceMatch": "NONE", "price": "60000"}), BTCUSDT, 1, algo=False, now=NOW
+    )
+    assert (command.order.price, command.order.price_match) == (600_000, None)
+    for extra, code in (({"price": "60000"}, -1106), ({}, -1130)):
+        bad = params | extra | {"priceMatch": "OPPONENT" if extra else "OPPONENT_3"}
+        with pytest.raises(BinanceError) as refused:
+            order_params.place(Params(bad), BTCUSDT, 1, algo=False, now=NOW)
+        assert refused.value.code == code
 
 
 def test_close_position_is_a_reduce_only_stop_for_the_largest_quantity() -> None:

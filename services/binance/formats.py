@@ -3,7 +3,7 @@
 Binance's field names, decimals as strings on each market's grid (through the native gateway's
 ``Views``, so both fronts write the same figures), times in ms of event time. Where Binance
 has a field we have no counterpart for, it gets Binance's neutral value (``positionSide``
-``BOTH``, ``priceProtect`` false, ``priceMatch`` ``NONE``) and docs/binance-api.md says so.
+``BOTH``, ``priceProtect`` false) and docs/binance-api.md says so.
 """
 
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -77,6 +77,10 @@ def status(state: OrderState, spec: MarketSpec) -> str:
     ):
         return "FILLED"
     return STATUSES[state.status]
+
+
+def price_match(terms: PlaceOrder) -> str:
+    return "NONE" if terms.price_match is None else terms.price_match.value
 
 
 def time_in_force(terms: PlaceOrder) -> str:
@@ -344,7 +348,7 @@ class Formats:
             "workingType": WORKING_TYPES[terms.trigger],
             "priceProtect": False,
             "origType": kind,
-            "priceMatch": "NONE",
+            "priceMatch": price_match(terms),
             "selfTradePreventionMode": terms.stp.value,
             "goodTillDate": terms.expire_time or 0,
             "time": state.created,
@@ -391,7 +395,7 @@ class Formats:
             "tpOrderType": "",
             "selfTradePreventionMode": terms.stp.value,
             "workingType": WORKING_TYPES[terms.trigger],
-            "priceMatch": "NONE",
+            "priceMatch": price_match(terms),
             "closePosition": close,
             "priceProtect": False,
             "reduceOnly": terms.reduce_only,

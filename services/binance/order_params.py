@@ -19,8 +19,8 @@ from enum import StrEnum
 from exchange import commands as core
 from exchange import engine_commands as engine
 from exchange.market import MarketSpec
+from exchange.orders import PriceMatch, StpMode, TimeInForce, TriggerBy
 from exchange.orders import Side as CoreSide
-from exchange.orders import StpMode, TimeInForce, TriggerBy
 from exchange.units import UnitError, rate_from_str, to_units
 from services.binance import client_orders, errors
 from services.binance.errors import BinanceError
@@ -138,6 +138,18 @@ def _check_close_position(params: Params, kind: BinanceType) -> None:
         )
 
 
+def _price_match(params: Params) -> PriceMatch | None:
+    """``priceMatch`` (``NONE`` is none); with a ``price`` too, Binance's ``-1106``. Which types
+    may match is the engine's rule (a limit order: ``invalid_order`` otherwise)."""
+    text = params.text("priceMatch")
+    if text is None or text.upper() == "NONE":
+        return None
+    match = params.choice("priceMatch", PriceMatch)
+    if params.text("price") is not None:
+        raise BinanceError(errors.PARAM_NOT_REQUIRED, "Parameter 'price' sent when not required.")
+    return match
+
+
 def _is_zero(text: str) -> bool:
     try:
         return Decimal(text) == 0
@@ -164,9 +176,7 @@ def place(
             errors.INVALID_POSITION_SIDE,
             "Order's position side does not match user's setting (one-way mode: BOTH).",
         )
-    price_match = params.text("priceMatch")
-    if price_match is not None and price_match.upper() != "NONE":
-        raise BinanceError(errors.PARAM_NOT_REQUIRED, "priceMatch is not supported here.")
+    price_match = _price_match(params)
     tif = params.choice("timeInForce", Tif, errors.INVALID_TIF) or Tif.GTC
     expire_time = good_till(params, now) if tif is Tif.GTD else None
     working = params.choice("workingType", WorkingType) or WorkingType.CONTRACT_PRICE
@@ -198,5 +208,6 @@ def place(
         stp=StpMode.EXPIRE_TAKER if stp is None else StpMode(stp.value),
         client_order_id=_client_id(params, algo=algo),
         expire_time=expire_time,
+        price_match=price_match,
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order), response

@@ -246,7 +246,7 @@ class UserStreams:
                 "si": 0,
                 "ss": 0,
                 "V": terms.stp.value,
-                "pm": "NONE",
+                "pm": body["priceMatch"],
                 "gtd": terms.expire_time or 0,
             },
         }
@@ -276,7 +276,7 @@ class UserStreams:
                 "p": algo["price"],
                 "V": algo["selfTradePreventionMode"],
                 "wt": algo["workingType"],
-                "pm": "NONE",
+                "pm": algo["priceMatch"],
                 "cp": algo["closePosition"],
                 "pP": False,
                 "R": algo["reduceOnly"],
