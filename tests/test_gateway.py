@@ -289,6 +289,19 @@ async def test_an_order_is_cancelled_by_its_label_before_its_placement_is_answer
     await trader.close()
 
 
+async def test_a_price_match_order_is_priced_from_the_book(system: System) -> None:
+    trader, other = await system.trader(), await system.trader()
+    await other.ok("place_order", symbol="BTCUSDT", side="buy", qty="0.010", price="59000")
+    bid = {"symbol": "BTCUSDT", "side": "buy", "qty": "0.010"}
+    queued = await trader.ok("place_order", **bid, price_match="QUEUE")
+    assert (queued["price"], queued["price_match"], queued["status"]) == ("59000.0", "QUEUE", "new")
+    too_deep = await trader.fail("place_order", **bid, price_match="QUEUE_5")
+    assert too_deep["code"] == "invalid_order" and "no level 5" in too_deep["message"]
+    plain = await trader.ok("place_order", **bid, price="58000")
+    assert plain["price_match"] is None
+    await asyncio.gather(trader.close(), other.close())
+
+
 async def test_a_trade_between_two_accounts_reaches_both(system: System) -> None:
     maker, taker = await system.trader(), await system.trader()
     watcher = await system.connect()

@@ -32,7 +32,7 @@ import msgspec
 import structlog
 
 from exchange.engine_commands import MarginMode
-from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+from exchange.orders import OrderType, PriceMatch, Side, StpMode, TimeInForce, TriggerBy
 from services.client.errors import (
     ClientError,
     ConnectError,
@@ -390,6 +390,7 @@ class ExchangeClient:
         stp: StpMode | str = StpMode.EXPIRE_TAKER,
         client_order_id: str | None = None,
         expire_time: int | None = None,
+        price_match: PriceMatch | str | None = None,
     ) -> Order:
         """Place an order; the order as the engine left it (resting, filled, expired…).
 
@@ -400,8 +401,10 @@ class ExchangeClient:
         order (1–36 of ``A-Z a-z 0-9 . : / _ -``), to find it by later; refused with
         ``duplicate_client_order_id`` while another open order of the account in the market
         has it. ``expire_time`` (ms since the epoch, the exchange's event time): the order
-        ends then if still open (good till date). A refusal raises ``ExchangeError`` with the
-        engine's reason (``insufficient_margin``, ``post_only_would_take``…).
+        ends then if still open (good till date). ``price_match`` (``QUEUE``, ``OPPONENT_5``…,
+        no ``price``): the engine prices a limit order from the book. A refusal raises
+        ``ExchangeError`` with the engine's reason (``insufficient_margin``,
+        ``post_only_would_take``…).
         """
         if post_only:
             if TimeInForce(tif) is not TimeInForce.GTC:
@@ -423,6 +426,7 @@ class ExchangeClient:
             stp=StpMode(stp),
             client_order_id=client_order_id,
             expire_time=expire_time,
+            price_match=None if price_match is None else PriceMatch(price_match),
         )
         return await self._call(request, Order)
 

@@ -22,7 +22,7 @@ import msgspec
 
 from exchange.engine_commands import MarginMode
 from exchange.index_price import SourceState
-from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+from exchange.orders import OrderType, PriceMatch, Side, StpMode, TimeInForce, TriggerBy
 from services.gateway.protocol import (
     AccountCreated,
     AdlQuantileView,
@@ -113,6 +113,8 @@ class Order(msgspec.Struct, frozen=True):
     stp: StpMode
     expire_time: int | None
     """When it ends if still open (ms, event time); None for good till cancelled."""
+    price_match: PriceMatch | None
+    """How the engine priced it from the book, if it did."""
     triggered: bool
     end_reason: str | None
     """Why a cancelled or expired order ended (``user``, ``ioc``, ``stp``…)."""

@@ -83,6 +83,7 @@ def place(request: protocol.PlaceOrder, account: int, markets: Markets) -> engin
         stp=request.stp,
         client_order_id=request.client_order_id,
         expire_time=request.expire_time,
+        price_match=request.price_match,
     )
     return engine.OrderCommand(symbol=spec.symbol, order=order)
 

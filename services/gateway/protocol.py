@@ -23,7 +23,7 @@ import msgspec
 from exchange.commands import ClientOrderId
 from exchange.engine_commands import MarginMode
 from exchange.index_price import SourceState
-from exchange.orders import OrderType, Side, StpMode, TimeInForce, TriggerBy
+from exchange.orders import OrderType, PriceMatch, Side, StpMode, TimeInForce, TriggerBy
 
 RequestId = (
     Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)]
@@ -110,7 +110,8 @@ class PlaceOrder(_Request, tag="place_order"):
     ``client_order_id`` is the client's own label for the order, which the engine keeps
     unique among the account's live orders in the market (``duplicate_client_order_id``).
     ``expire_time`` (ms since the epoch, event time) ends the order if it is still open then
-    (good till date; docs/ledger.md, "Expiry times")."""
+    (good till date; docs/ledger.md, "Expiry times"). ``price_match`` prices a limit order
+    without ``price`` from the book as the engine places it (docs/ledger.md, "Price match")."""
 
     symbol: Symbol
     side: Side
@@ -126,6 +127,7 @@ class PlaceOrder(_Request, tag="place_order"):
     stp: StpMode = StpMode.EXPIRE_TAKER
     client_order_id: ClientOrderId | None = None
     expire_time: Annotated[int, msgspec.Meta(ge=1, le=2**53)] | None = None
+    price_match: PriceMatch | None = None
 
 
 class _OneOrder(_Request):
@@ -407,6 +409,8 @@ class OrderView(msgspec.Struct, frozen=True):
     stp: StpMode
     expire_time: int | None
     """When it ends if still open (ms, event time), as placed; None for good till cancelled."""
+    price_match: PriceMatch | None
+    """How the engine priced it from the book, if it did (``price`` is the price it got)."""
     triggered: bool
     """A conditional order whose condition has been met (always False for others)."""
     end_reason: str | None

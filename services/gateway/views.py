@@ -91,6 +91,7 @@ class Views:
             reduce_only=terms.reduce_only,
             stp=terms.stp,
             expire_time=terms.expire_time,
+            price_match=terms.price_match,
             triggered=order.triggered,
             end_reason=order.end_reason,
             created=order.created,
